@@ -1,0 +1,484 @@
+"""WorldCodec: an embedded, offline single-codebook speech tokenizer (75 tokens/s at 24 kHz).
+
+LLMVoX speaks through WavTokenizer (one 4096-entry codebook, 75 tokens/s, 512-d codebook vectors).
+Its weights are a download; this codec is the stand-in that is fitted on the local corpus in
+about a minute on a CPU, so the training and demo notebooks run with no network at all. It is *not*
+WavTokenizer and not the paper's tokenizer: it is k-means over WORLD vocoder parameters.
+
+One token per hop of 320 samples (13.3 ms):
+
+    wav (T,) 24 kHz
+      -> WORLD analysis per frame (pyworld: DIO + StoneMask f0, CheapTrick envelope, D4C aperiodicity)
+      -> frame vector x (D,) = [40 coded envelope cepstra, 3 band aperiodicities, log f0, voicing]
+      -> normalise (x - mean) * scale   (one shared scale for all cepstra, see _fit_normaliser)
+      -> nearest of K centroids         -> code
+    code -> centroid (D,) -> zero-pad to feature_dim        = codes_to_features (what the GPT reads)
+    code -> centroid -> de-normalise -> 3-frame smoothing -> WORLD synthesis -> wav (N * 320,)
+
+Design choices, each measured on Piper "joe" speech on this machine
+(../shared/spec/environment.md, "Offline single-codebook tokenizers"):
+- The spectral envelope limits intelligibility, not pitch. Per-dimension normalisation of the
+  cepstra inflates the noisy high quefrencies and wastes centroids on them (26% Whisper WER);
+  one scale shared by all cepstra keeps their natural energy ordering (9.7%).
+- log f0 is interpolated through unvoiced frames (so it is a smooth, always-defined trajectory)
+  and, with the voicing flag, weighted x3 before clustering, so that pitch jumps are not left to
+  chance in a distance dominated by 40 cepstra.
+- Decoded centroid sequences are piecewise constant and step audibly; a centred moving average
+  over 3 frames (40 ms) of the de-normalised parameters removes the steps (the decoder is then
+  non-causal by one frame, like WavTokenizer's decoder, which is non-causal too).
+- k-means++ seeding runs on a fixed-size random subsample (~20k frames) so seeding 4096 centroids
+  costs seconds; Lloyd iterations then run on all frames. Everything is seeded: a fit is
+  deterministic for a given corpus, config and seed.
+
+Lengths: the waveform is zero-padded at the end to a whole number of hops, so
+``N = ceil(T / 320)`` codes and ``decode`` returns exactly ``N * 320`` samples (like WavTokenizer,
+which also rounds the input up to a whole number of tokens). Frame ``n`` is analysed at sample
+``n * 320``; the synthesiser places it at the same time, so the output is aligned with the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from vxlib.audio import AudioError
+
+__all__ = ["WorldCodecConfig", "WorldCodec", "world_features", "kmeans", "main"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "world_codec.pt"
+_WEIGHT_SHAPES = {"centroids": ("codebook_size", "frame_dim"), "mean": ("frame_dim",), "scale": ("frame_dim",)}
+
+
+def _pyworld():
+    """pyworld imports pkg_resources (deprecated) at import time; import it lazily and quietly."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import pyworld
+    return pyworld
+
+
+# ----------------------------------------------------------------------------------------------
+# configuration
+
+
+@dataclass(frozen=True)
+class WorldCodecConfig:
+    sample_rate: int = 24000  # WavTokenizer's rate: the LLMVoX pipeline runs at 24 kHz
+    hop_length: int = 320  # 24000 / 320 = 75 tokens/s, the rate the LLMVoX GPT is built for
+    codebook_size: int = 4096  # WavTokenizer's size; 2048 at 75/s or anything at 50/s measured far worse
+    feature_dim: int = 512  # width of the GPT's audio input (WavTokenizer codebook vectors are 512-d)
+    n_cepstra: int = 40  # coded spectral envelope dims (pyworld.code_spectral_envelope)
+    f0_floor: float = 60.0  # Hz; Piper "joe" is a low male voice
+    f0_ceil: float = 500.0  # Hz
+    pitch_weight: float = 3.0  # weight of log f0 and voicing vs the cepstra in the k-means distance
+    smoothing_frames: int = 3  # centred moving average over decoded frames (1 = off)
+    kmeans_iters: int = 30  # Lloyd iterations after k-means++ seeding
+    kmeans_seed_frames: int = 20000  # subsample on which k-means++ picks the initial centroids
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.smoothing_frames < 1 or self.smoothing_frames % 2 == 0:
+            raise ValueError(f"smoothing_frames must be odd and >= 1, got {self.smoothing_frames}")
+        if self.feature_dim < self.frame_dim:
+            raise ValueError(f"feature_dim {self.feature_dim} < natural frame dim {self.frame_dim}")
+
+    @property
+    def n_aperiodicity(self) -> int:
+        # D4C band aperiodicities: one per 3 kHz band up to min(15 kHz, Nyquist - 3 kHz); 3 at 24 kHz
+        return int(min(15000.0, self.sample_rate / 2.0 - 3000.0) / 3000.0)
+
+    @property
+    def frame_dim(self) -> int:
+        """Natural per-frame vector: cepstra, band aperiodicities, log f0, voicing."""
+        return self.n_cepstra + self.n_aperiodicity + 2
+
+    @property
+    def fft_size(self) -> int:
+        # CheapTrick's window must hold 3 periods of the lowest f0 it is told about; 71 Hz (WORLD's
+        # default) gives 1024 at 24 kHz. Lower f0 is clamped by CheapTrick, which is harmless here.
+        return 1024 if self.sample_rate == 24000 else _pyworld().get_cheaptrick_fft_size(self.sample_rate, 71.0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorldCodecConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown WorldCodecConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------------------------
+# WORLD analysis / synthesis (numpy, float64: pyworld needs C-contiguous float64)
+
+
+def _as_wave(wav: np.ndarray | torch.Tensor, where: str = "waveform") -> np.ndarray:
+    x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    if x.ndim != 1:
+        raise AudioError(f"{where}: expected mono audio of shape (T,), got shape {tuple(x.shape)}")
+    if x.size == 0:
+        raise AudioError(f"{where}: empty waveform")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise AudioError(f"{where}: expected float audio in [-1, 1], got dtype {x.dtype}")
+    if not np.isfinite(x).all():
+        raise AudioError(f"{where}: contains {int((~np.isfinite(x)).sum())} NaN/inf samples")
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def world_features(wav: np.ndarray | torch.Tensor, cfg: WorldCodecConfig, where: str = "waveform") -> np.ndarray:
+    """WORLD parameters of one utterance, one row per token: ``(N, cfg.frame_dim)`` float64 with
+    ``N = ceil(T / hop)``; columns ``[cepstra (n_cepstra), band aperiodicity, log f0, voicing]``.
+
+    log f0 is linearly interpolated through unvoiced frames (held at the ends); an utterance with
+    no voiced frame at all gets log(100 Hz), an arbitrary but fixed value.
+    """
+    pw = _pyworld()
+    x = _as_wave(wav, where)
+    hop = cfg.hop_length
+    n = math.ceil(x.size / hop)
+    x = np.pad(x, (0, n * hop - x.size))  # a whole number of hops; frames sit at 0, hop, 2*hop, ...
+    frame_ms = 1000.0 * hop / cfg.sample_rate
+    f0, t = pw.dio(x, cfg.sample_rate, f0_floor=cfg.f0_floor, f0_ceil=cfg.f0_ceil, frame_period=frame_ms)
+    f0 = pw.stonemask(x, f0, t, cfg.sample_rate)
+    sp = pw.cheaptrick(x, f0, t, cfg.sample_rate, fft_size=cfg.fft_size)
+    ap = pw.d4c(x, f0, t, cfg.sample_rate, fft_size=cfg.fft_size)
+    # DIO returns N + 1 frames for N * hop samples (one at each end); token n is frame n.
+    f0, sp, ap = f0[:n], sp[:n], ap[:n]
+    cep = pw.code_spectral_envelope(sp, cfg.sample_rate, cfg.n_cepstra)  # (N, n_cepstra)
+    bap = pw.code_aperiodicity(ap, cfg.sample_rate)  # (N, n_aperiodicity), dB
+    voiced = f0 > 0
+    lf0 = _interpolate_log_f0(f0, voiced)
+    return np.concatenate([cep, bap, lf0[:, None], voiced[:, None].astype(np.float64)], axis=1)
+
+
+def _interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    if not voiced.any():
+        return np.full(f0.shape, math.log(100.0))
+    idx = np.arange(f0.size)
+    return np.interp(idx, idx[voiced], np.log(f0[voiced]))
+
+
+def world_synthesis(frames: np.ndarray, cfg: WorldCodecConfig) -> np.ndarray:
+    """Inverse of :func:`world_features` (up to the analysis loss): ``(N, frame_dim)`` -> ``(N * hop,)``
+    float32. The voicing column is thresholded at 0.5."""
+    pw = _pyworld()
+    frames = np.ascontiguousarray(frames, dtype=np.float64)
+    n = frames.shape[0]
+    nc, na = cfg.n_cepstra, cfg.n_aperiodicity
+    cep = np.ascontiguousarray(frames[:, :nc])
+    bap = np.ascontiguousarray(np.minimum(frames[:, nc : nc + na], 0.0))  # aperiodicity is <= 0 dB
+    f0 = np.where(frames[:, -1] > 0.5, np.exp(frames[:, -2]), 0.0)
+    sp = pw.decode_spectral_envelope(cep, cfg.sample_rate, cfg.fft_size)
+    ap = pw.decode_aperiodicity(bap, cfg.sample_rate, cfg.fft_size)
+    # One extra frame (a copy of the last) so the synthesiser covers all N hops: WORLD renders
+    # (frames - 1) * hop + 1 samples.
+    f0, sp, ap = (np.concatenate([a, a[-1:]], axis=0) for a in (f0, sp, ap))
+    y = pw.synthesize(f0, sp, ap, cfg.sample_rate, frame_period=1000.0 * cfg.hop_length / cfg.sample_rate)
+    y = y[: n * cfg.hop_length]
+    if y.size < n * cfg.hop_length:  # float rounding of the frame period can cost one sample
+        y = np.pad(y, (0, n * cfg.hop_length - y.size))
+    return y.astype(np.float32)
+
+
+def _smooth(frames: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average over ``width`` frames along time, edges replicated. (N, D) -> (N, D)."""
+    if width == 1 or frames.shape[0] == 1:
+        return frames
+    half = width // 2
+    padded = np.pad(frames, ((half, half), (0, 0)), mode="edge")
+    c = np.cumsum(padded, axis=0)
+    c = np.concatenate([np.zeros((1, frames.shape[1])), c], axis=0)
+    return (c[width:] - c[:-width]) / width
+
+
+# ----------------------------------------------------------------------------------------------
+# k-means (torch, float32 distances, float64 centroid updates)
+
+
+def _nearest(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+    """Index of the nearest centroid for each row of ``x``. (M, D), (K, D) -> (M,) long."""
+    c2 = (centroids * centroids).sum(1)  # (K,)
+    out = torch.empty(x.shape[0], dtype=torch.long)
+    for i in range(0, x.shape[0], chunk):
+        xb = x[i : i + chunk]
+        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin
+        out[i : i + chunk] = torch.argmin(c2[None, :] - 2.0 * xb @ centroids.T, dim=1)
+    return out
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each next centroid is drawn with probability
+    proportional to its squared distance from the nearest centroid chosen so far. (M, D) -> (k, D)."""
+    m = x.shape[0]
+    chosen = torch.empty(k, dtype=torch.long)
+    chosen[0] = torch.randint(m, (1,), generator=gen)
+    d2 = ((x - x[chosen[0]]) ** 2).sum(1)  # (M,)
+    for j in range(1, k):
+        total = d2.sum()
+        if total <= 0:  # fewer distinct points than k: duplicates are unavoidable
+            chosen[j] = torch.randint(m, (1,), generator=gen)
+        else:
+            chosen[j] = torch.multinomial(d2 / total, 1, generator=gen)
+        d2 = torch.minimum(d2, ((x - x[chosen[j]]) ** 2).sum(1))
+    return x[chosen].clone()
+
+
+def kmeans(x: np.ndarray, k: int, iters: int, seed_frames: int, seed: int, log=None) -> np.ndarray:
+    """Cluster ``(M, D)`` vectors into ``k`` centroids: k-means++ seeding on a random subsample of
+    ``seed_frames`` rows, then ``iters`` Lloyd iterations on all rows. Empty clusters are re-seeded
+    at the points farthest from their centroids. Deterministic for a given ``seed``. -> ``(k, D)``."""
+    if x.shape[0] < k:
+        raise ValueError(f"k-means needs at least k={k} frames, got {x.shape[0]}: use a larger corpus or a smaller codebook")
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    sub = xt[torch.randperm(xt.shape[0], generator=gen)[: max(seed_frames, k)]]
+    centroids = _kmeans_pp(sub, k, gen)
+    xd = xt.double()
+    for it in range(iters):
+        assign = _nearest(xt, centroids)
+        counts = torch.bincount(assign, minlength=k)
+        sums = torch.zeros(k, x.shape[1], dtype=torch.float64).index_add_(0, assign, xd)
+        new = (sums / counts.clamp(min=1)[:, None]).float()
+        empty = torch.nonzero(counts == 0).flatten()
+        if empty.numel():
+            err = ((xt - centroids[assign]) ** 2).sum(1)
+            new[empty] = xt[torch.topk(err, empty.numel()).indices]
+        else:
+            new = torch.where(counts[:, None] > 0, new, centroids)
+        shift = (new - centroids).norm(dim=1).max().item()
+        centroids = new
+        if log:
+            log(f"k-means iteration {it + 1}/{iters}: max centroid shift {shift:.4f}, empty {empty.numel()}")
+        if shift == 0.0:
+            break
+    return centroids.numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# the codec
+
+
+class WorldCodec:
+    """WORLD-parameter k-means tokenizer (see the module docstring). Implements the ``AudioCodec``
+    contract: ``encode`` (T,) -> codes (N,), ``codes_to_features`` (N,) -> (N, feature_dim),
+    ``decode`` codes (N,) or features (N, feature_dim) -> (N * hop,) waveform.
+
+    Build one with :meth:`fit` (on local audio) or :meth:`from_pretrained` (a saved directory).
+    """
+
+    def __init__(self, config: WorldCodecConfig, centroids: np.ndarray, mean: np.ndarray, scale: np.ndarray):
+        self.config = config
+        expected = {"centroids": (config.codebook_size, config.frame_dim), "mean": (config.frame_dim,), "scale": (config.frame_dim,)}
+        got = {"centroids": tuple(centroids.shape), "mean": tuple(mean.shape), "scale": tuple(scale.shape)}
+        bad = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+        if bad:
+            raise ValueError("WorldCodec weights do not match the config: " + ", ".join(f"{k} has shape {g}, expected {e}" for k, (g, e) in bad.items()))
+        self.centroids = torch.as_tensor(centroids, dtype=torch.float32)  # (K, D), normalised space
+        self.mean = np.asarray(mean, dtype=np.float64)  # (D,)
+        self.scale = np.asarray(scale, dtype=np.float64)  # (D,), multiplies (x - mean)
+
+    # --- AudioCodec properties
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.sample_rate / self.config.hop_length
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    # --- normalisation between WORLD parameters and the clustering space
+    def _normalise(self, frames: np.ndarray) -> np.ndarray:
+        return (frames - self.mean) * self.scale
+
+    def _denormalise(self, z: np.ndarray) -> np.ndarray:
+        return z / self.scale + self.mean
+
+    # --- AudioCodec methods
+    @torch.no_grad()
+    def encode(self, wav: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Mono waveform ``(T,)`` at ``sample_rate`` -> codes ``(ceil(T / hop),)`` long."""
+        z = self._normalise(world_features(wav, self.config))
+        return _nearest(torch.from_numpy(z.astype(np.float32)), self.centroids)
+
+    @torch.no_grad()
+    def codes_to_features(self, codes: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Codes ``(N,)`` -> codebook vectors ``(N, feature_dim)`` float32: the normalised centroid
+        (``frame_dim`` = 45 values) followed by zeros up to ``feature_dim``. Zero-padding (rather
+        than a projection) keeps the map exact and invertible, and leaves distances between
+        codebook vectors as k-means saw them."""
+        codes = self._check_codes(codes)
+        z = self.centroids[codes]  # (N, D)
+        return torch.nn.functional.pad(z, (0, self.feature_dim - z.shape[1]))  # (N, feature_dim)
+
+    @torch.no_grad()
+    def decode(self, codes_or_features: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
+        """Codes ``(N,)`` (integer) or codebook features ``(N, feature_dim)`` (float) -> waveform
+        ``(N * hop,)`` float32 at ``sample_rate``."""
+        x = torch.as_tensor(codes_or_features)
+        if x.ndim == 1 and not x.is_floating_point():
+            z = self.centroids[self._check_codes(x)]
+        elif x.ndim == 2 and x.is_floating_point():
+            if x.shape[1] != self.feature_dim:
+                raise ValueError(f"features must have shape (N, {self.feature_dim}), got {tuple(x.shape)}")
+            if x.shape[0] == 0:
+                raise ValueError("cannot decode an empty feature sequence")
+            pad = x[:, self.config.frame_dim :]
+            if pad.abs().max().item() > 0 if pad.numel() else False:
+                raise ValueError(
+                    f"features have non-zero values beyond column {self.config.frame_dim}: they were not made by "
+                    "this codec's codes_to_features (WorldCodec features are zero-padded)"
+                )
+            z = x[:, : self.config.frame_dim].float()
+        else:
+            raise ValueError(f"decode expects integer codes (N,) or float features (N, {self.feature_dim}); got {x.dtype} of shape {tuple(x.shape)}")
+        frames = _smooth(self._denormalise(z.double().numpy()), self.config.smoothing_frames)
+        return torch.from_numpy(world_synthesis(frames, self.config))
+
+    def _check_codes(self, codes) -> torch.Tensor:
+        c = torch.as_tensor(codes)
+        if c.ndim != 1 or c.is_floating_point() or c.dtype == torch.bool:
+            raise ValueError(f"codes must be a 1-D integer tensor (N,), got {c.dtype} of shape {tuple(c.shape)}")
+        if c.numel() == 0:
+            raise ValueError("cannot decode an empty code sequence")
+        lo, hi = int(c.min()), int(c.max())
+        if lo < 0 or hi >= self.codebook_size:
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in [{lo}, {hi}]")
+        return c.long()
+
+    # --- fitting
+    @classmethod
+    def fit(cls, wavs: Iterable[np.ndarray | torch.Tensor], config: WorldCodecConfig | None = None, log=None) -> "WorldCodec":
+        """Fit normaliser and codebook on mono waveforms at ``config.sample_rate`` (an iterable,
+        consumed once). Deterministic for a given corpus order, config and seed."""
+        config = config or WorldCodecConfig()
+        frames = [world_features(w, config, where=f"utterance {i}") for i, w in enumerate(wavs)]
+        if not frames:
+            raise ValueError("WorldCodec.fit: the corpus is empty")
+        x = np.concatenate(frames, axis=0)  # (M, D)
+        if log:
+            log(f"WORLD analysis: {len(frames)} utterances, {x.shape[0]} frames ({x.shape[0] / (config.sample_rate / config.hop_length):.0f} s)")
+        mean, scale = _fit_normaliser(x, config)
+        centroids = kmeans((x - mean) * scale, config.codebook_size, config.kmeans_iters, config.kmeans_seed_frames, config.seed, log)
+        return cls(config, centroids, mean, scale)
+
+    # --- persistence: config.json (data) + world_codec.pt (three tensors, loadable weights_only)
+    def save(self, directory: str | Path) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / CONFIG_FILE).write_text(json.dumps({"codec": "world", **asdict(self.config)}, indent=2) + "\n")
+        state = {"centroids": self.centroids.clone(), "mean": torch.from_numpy(self.mean.copy()), "scale": torch.from_numpy(self.scale.copy())}
+        torch.save(state, d / WEIGHTS_FILE)
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "WorldCodec":
+        d = Path(directory)
+        cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
+        for p in (cfg_path, w_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p}: not found (a WorldCodec directory holds {CONFIG_FILE} and {WEIGHTS_FILE}; make one with `python -m vxlib.codec.world_codec fit`)")
+        raw = json.loads(cfg_path.read_text())
+        if raw.pop("codec", None) != "world":
+            raise ValueError(f"{cfg_path}: not a WorldCodec config (missing \"codec\": \"world\")")
+        config = WorldCodecConfig.from_dict(raw)
+        state = torch.load(w_path, map_location="cpu", weights_only=True)
+        missing = sorted(set(_WEIGHT_SHAPES) - set(state))
+        unexpected = sorted(set(state) - set(_WEIGHT_SHAPES))
+        if missing or unexpected:
+            raise ValueError(f"{w_path}: missing keys {missing}, unexpected keys {unexpected}")
+        try:
+            return cls(config, state["centroids"].numpy(), state["mean"].numpy(), state["scale"].numpy())
+        except ValueError as err:
+            raise ValueError(f"{w_path}: {err}") from err
+
+    load = from_pretrained
+
+
+def _fit_normaliser(x: np.ndarray, cfg: WorldCodecConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean; scales chosen so squared distances weigh the parameter groups sensibly:
+    ONE scale for all cepstra (their pooled std), so high quefrencies stay as small as they are and
+    do not attract centroids; one for the band aperiodicities; log f0 and voicing each at unit
+    variance times ``pitch_weight``."""
+    nc, na = cfg.n_cepstra, cfg.n_aperiodicity
+    mean = x.mean(0)
+    dev = x - mean
+    eps = 1e-8
+    scale = np.empty(x.shape[1])
+    scale[:nc] = 1.0 / (np.sqrt((dev[:, :nc] ** 2).mean()) + eps)
+    scale[nc : nc + na] = 1.0 / (np.sqrt((dev[:, nc : nc + na] ** 2).mean()) + eps)
+    scale[-2] = cfg.pitch_weight / (dev[:, -2].std() + eps)
+    scale[-1] = cfg.pitch_weight / (dev[:, -1].std() + eps)
+    return mean, scale
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI: python -m vxlib.codec.world_codec fit --corpus DIR --out DIR
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def _corpus_files(corpus: Path) -> list[Path]:
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"{corpus}: corpus directory not found")
+    files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{corpus}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vxlib import audio
+
+    parser = argparse.ArgumentParser(prog="python -m vxlib.codec.world_codec", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="fit the codebook on a directory of audio files (searched recursively, sorted)")
+    fit.add_argument("--corpus", type=Path, required=True)
+    fit.add_argument("--out", type=Path, required=True)
+    fit.add_argument("--config", type=Path, help="JSON file of WorldCodecConfig fields to override")
+    fit.add_argument("--codebook-size", type=int)
+    fit.add_argument("--seed", type=int)
+    fit.add_argument("--threads", type=int, default=2, help="torch intra-op threads for k-means")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    overrides = json.loads(args.config.read_text()) if args.config else {}
+    overrides.pop("codec", None)
+    if args.codebook_size is not None:
+        overrides["codebook_size"] = args.codebook_size
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    config = WorldCodecConfig.from_dict(overrides)
+    files = _corpus_files(args.corpus)
+    t0 = time.perf_counter()
+    wavs = (audio.load(f, sr=config.sample_rate)[0] for f in files)
+    codec = WorldCodec.fit(wavs, config, log=lambda m: print(m, file=sys.stderr))
+    codec.save(args.out)
+    print(f"fitted a {config.codebook_size}-entry WorldCodec on {len(files)} files in {time.perf_counter() - t0:.1f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
