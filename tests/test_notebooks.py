@@ -99,8 +99,9 @@ def test_failing_cell_stops_the_batch(nb_dir, tmp_path, capsys):
         "notebook 01_second failed in cell [4] (`raise ValueError(f'lr was {lr}')`): ValueError: lr was 0.5")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [n["status"] for n in summary["notebooks"]] == ["ok", "failed", "skipped"]
-    md = (tmp_path / "run" / "summary.md").read_text()
+    md = (tmp_path / "run" / "report.md").read_text()
     assert "| steps_times_two | 42 |" in md and "lr was 0.5" in md
+    assert "<td>steps_times_two</td>" in (tmp_path / "run" / "report.html").read_text()
     assert (tmp_path / "run" / "notebooks" / "01_second.ipynb").exists(), "the failed notebook is kept for inspection"
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vxlib.audio import AudioError, resample
+from vxlib.audio import AudioError, load, resample
 
 __all__ = [
     "ASR_SAMPLE_RATE",
@@ -60,8 +60,6 @@ class Transcriber(ABC):
     def transcribe(self, wav: np.ndarray, sr: int) -> str: ...
 
     def transcribe_file(self, path: str | os.PathLike) -> str:
-        from vxlib.audio import load
-
         wav, sr = load(path)
         return self.transcribe(wav, sr)
 

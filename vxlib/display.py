@@ -63,11 +63,14 @@ def plot_spectrogram(ax, wav: np.ndarray, sample_rate: int, title: str = "", n_f
     db = librosa.amplitude_to_db(spec, ref=np.max, top_db=80)
     extent = (0, len(wav) / sample_rate, 0, sample_rate / 2)
     ax.imshow(db, origin="lower", aspect="auto", extent=extent, cmap="magma")
-    if f0 is not None:
-        f = np.where(np.asarray(f0) > 0, f0, np.nan)
-        ax.plot(np.arange(len(f)) * f0_hop_s, f, color="cyan", lw=1.2, label="f0")
-        ax.legend(loc="upper right")
     ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title=title)
+    if f0 is not None:  # on its own axis: on a 0..sr/2 scale a pitch track would hug the floor
+        f = np.where(np.asarray(f0) > 0, f0, np.nan)
+        top = max(400.0, 1.25 * float(np.nanmax(f))) if np.isfinite(f).any() else 400.0
+        ax_f0 = ax.twinx()
+        ax_f0.plot(np.arange(len(f)) * f0_hop_s, f, color="cyan", lw=1.4)
+        ax_f0.set(ylim=(0, top), ylabel="f0 (Hz)")
+        ax_f0.yaxis.label.set_color("tab:cyan")
 
 
 def plot_audio(items: Sequence[tuple[str, np.ndarray, int]], figsize_per_row: tuple[float, float] = (12, 2.2)):

@@ -19,8 +19,8 @@ Overrides: ``-p name value`` (every notebook declaring ``name``) or ``-p noteboo
 An override that no selected notebook declares is an error, not a silent no-op.
 
 Each notebook receives ``run_dir`` and records what it measured with :class:`NotebookRecord`;
-the runner writes the executed notebooks to ``<run_dir>/notebooks/`` and ``summary.json`` /
-``summary.md`` (status, time, parameters, metrics per notebook). A failing cell stops the batch
+the runner writes the executed notebooks to ``<run_dir>/notebooks/``, ``summary.json`` and the
+report (``report.md`` / ``report.html``: status, time, parameters, metrics, tables and figures per notebook). A failing cell stops the batch
 with the notebook, the cell number and the error.
 """
 
@@ -262,7 +262,9 @@ def run_notebooks(notebooks: list[Path], profile: Profile, run_dir: Path,
 
 
 def write_summary(run_dir: Path, profile: Profile, results: list[NotebookResult], seconds: float) -> None:
+    """``summary.json`` (machine-readable) and the human report (``report.md`` / ``report.html``)."""
     from vxlib import __version__
+    from vxlib.report import build_report
 
     summary = {
         "vxlib_version": __version__,
@@ -272,22 +274,7 @@ def write_summary(run_dir: Path, profile: Profile, results: list[NotebookResult]
         "notebooks": [r.__dict__ for r in results],
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    lines = [f"# Run `{run_dir.name}` — profile `{profile.name}`", "",
-             f"vxlib {__version__}; total {seconds:.1f} s", "",
-             "| notebook | status | time (s) | executed copy |", "|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {r.output} |")
-    for r in results:
-        if r.error:
-            lines += ["", f"**{r.notebook}**: {r.error}"]
-        if r.metrics:
-            lines += ["", f"## {r.notebook} metrics", "", "| metric | value |", "|---|---|"]
-            lines += [f"| {k} | {_fmt(v)} |" for k, v in r.metrics.items()]
-    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    build_report(run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_notebooks(notebooks, profile, run_dir, overrides, kernel=a.kernel, log_output=a.log_output)
     ok = all(r.status == "ok" for r in results)
     print(f"[vxlib.run] {'done' if ok else 'FAILED'}: {sum(r.status == 'ok' for r in results)}/{len(results)} "
-          f"notebooks ok in {time.perf_counter() - t0:.1f} s; summary: {run_dir / 'summary.md'}", flush=True)
+          f"notebooks ok in {time.perf_counter() - t0:.1f} s; report: {run_dir / 'report.md'}", flush=True)
     return 0 if ok else 1
 
 

@@ -99,7 +99,7 @@ class AudioCodec(ABC):
         if c.dim() == 1:
             c = c.unsqueeze(0)
         if c.dim() != 2 or c.shape[1] == 0:
-            raise CodecError(f"codes must be non-empty (L,) or (B, L), got shape {tuple(codes.shape)}")
+            raise CodecError(f"codes must be non-empty (L,) or (B, L), got shape {tuple(torch.as_tensor(codes).shape)}")
         if c.numel() and (c.min() < 0 or c.max() >= self.codebook_size):
             raise CodecError(
                 f"codes out of range [0, {self.codebook_size}): min {int(c.min())}, max {int(c.max())}"

@@ -45,18 +45,20 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vxlib.audio import AudioError
+from vxlib.codec.base import AudioCodec, CodecError
 
 __all__ = ["WorldCodecConfig", "WorldCodec", "world_features", "kmeans", "main"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "world_codec.pt"
-_WEIGHT_SHAPES = {"centroids": ("codebook_size", "frame_dim"), "mean": ("frame_dim",), "scale": ("frame_dim",)}
+_WEIGHT_KEYS = ("centroids", "mean", "scale")
 
 
 def _pyworld():
@@ -82,7 +84,8 @@ class WorldCodecConfig:
     n_cepstra: int = 40  # coded spectral envelope dims (pyworld.code_spectral_envelope)
     f0_floor: float = 60.0  # Hz; Piper "joe" is a low male voice
     f0_ceil: float = 500.0  # Hz
-    pitch_weight: float = 3.0  # weight of log f0 and voicing vs the cepstra in the k-means distance
+    pitch_weight: float = 3.0  # weight of (unit-variance) log f0 vs the cepstra in the k-means distance
+    voicing_weight: float = 3.0  # weight of the (unit-variance) voiced/unvoiced flag
     smoothing_frames: int = 3  # centred moving average over decoded frames (1 = off)
     kmeans_iters: int = 30  # Lloyd iterations after k-means++ seeding
     kmeans_seed_frames: int = 20000  # subsample on which k-means++ picks the initial centroids
@@ -106,9 +109,9 @@ class WorldCodecConfig:
 
     @property
     def fft_size(self) -> int:
-        # CheapTrick's window must hold 3 periods of the lowest f0 it is told about; 71 Hz (WORLD's
-        # default) gives 1024 at 24 kHz. Lower f0 is clamped by CheapTrick, which is harmless here.
-        return 1024 if self.sample_rate == 24000 else _pyworld().get_cheaptrick_fft_size(self.sample_rate, 71.0)
+        # CheapTrick's window must hold 3 periods of the lowest f0 it is sized for; WORLD's default
+        # 71 Hz gives 1024 at 24 kHz. CheapTrick treats lower f0 as 71 Hz, harmless for the envelope.
+        return _pyworld().get_cheaptrick_fft_size(self.sample_rate, 71.0)
 
     @classmethod
     def from_dict(cls, d: dict) -> "WorldCodecConfig":
@@ -208,12 +211,11 @@ def _smooth(frames: np.ndarray, width: int) -> np.ndarray:
 
 def _nearest(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
     """Index of the nearest centroid for each row of ``x``. (M, D), (K, D) -> (M,) long."""
-    c2 = (centroids * centroids).sum(1)  # (K,)
+    # argmin ||x - c||^2 = argmax (x.c - ||c||^2 / 2): one fused addmm per chunk, no (M, K) temporaries
+    half_c2 = -0.5 * (centroids * centroids).sum(1)  # (K,)
     out = torch.empty(x.shape[0], dtype=torch.long)
     for i in range(0, x.shape[0], chunk):
-        xb = x[i : i + chunk]
-        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin
-        out[i : i + chunk] = torch.argmin(c2[None, :] - 2.0 * xb @ centroids.T, dim=1)
+        out[i : i + chunk] = torch.addmm(half_c2, x[i : i + chunk], centroids.T).argmax(dim=1)
     return out
 
 
@@ -234,10 +236,13 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     return x[chosen].clone()
 
 
-def kmeans(x: np.ndarray, k: int, iters: int, seed_frames: int, seed: int, log=None) -> np.ndarray:
+def kmeans(
+    x: np.ndarray, k: int, iters: int, seed_frames: int, seed: int, min_changed: float = 1e-3, log: Callable[[str], None] | None = None
+) -> np.ndarray:
     """Cluster ``(M, D)`` vectors into ``k`` centroids: k-means++ seeding on a random subsample of
-    ``seed_frames`` rows, then ``iters`` Lloyd iterations on all rows. Empty clusters are re-seeded
-    at the points farthest from their centroids. Deterministic for a given ``seed``. -> ``(k, D)``."""
+    ``seed_frames`` rows, then up to ``iters`` Lloyd iterations on all rows, stopping early once
+    fewer than ``min_changed`` of the rows change cluster. Empty clusters are re-seeded at the
+    points farthest from their centroids. Deterministic for a given ``seed``. -> ``(k, D)``."""
     if x.shape[0] < k:
         raise ValueError(f"k-means needs at least k={k} frames, got {x.shape[0]}: use a larger corpus or a smaller codebook")
     gen = torch.Generator().manual_seed(seed)
@@ -245,23 +250,22 @@ def kmeans(x: np.ndarray, k: int, iters: int, seed_frames: int, seed: int, log=N
     sub = xt[torch.randperm(xt.shape[0], generator=gen)[: max(seed_frames, k)]]
     centroids = _kmeans_pp(sub, k, gen)
     xd = xt.double()
+    assign = None
     for it in range(iters):
-        assign = _nearest(xt, centroids)
+        prev, assign = assign, _nearest(xt, centroids)
+        changed = 1.0 if prev is None else (assign != prev).double().mean().item()
+        if changed < min_changed:  # assignments have settled: another update would barely move anything
+            break
         counts = torch.bincount(assign, minlength=k)
         sums = torch.zeros(k, x.shape[1], dtype=torch.float64).index_add_(0, assign, xd)
-        new = (sums / counts.clamp(min=1)[:, None]).float()
+        centroids_new = (sums / counts.clamp(min=1)[:, None]).float()
         empty = torch.nonzero(counts == 0).flatten()
-        if empty.numel():
+        if empty.numel():  # re-seed empty clusters at the worst-represented frames
             err = ((xt - centroids[assign]) ** 2).sum(1)
-            new[empty] = xt[torch.topk(err, empty.numel()).indices]
-        else:
-            new = torch.where(counts[:, None] > 0, new, centroids)
-        shift = (new - centroids).norm(dim=1).max().item()
-        centroids = new
+            centroids_new[empty] = xt[torch.topk(err, empty.numel()).indices]
+        centroids = centroids_new
         if log:
-            log(f"k-means iteration {it + 1}/{iters}: max centroid shift {shift:.4f}, empty {empty.numel()}")
-        if shift == 0.0:
-            break
+            log(f"k-means iteration {it + 1}/{iters}: {100 * changed:.2f}% of frames changed cluster, {empty.numel()} empty")
     return centroids.numpy()
 
 
@@ -269,108 +273,65 @@ def kmeans(x: np.ndarray, k: int, iters: int, seed_frames: int, seed: int, log=N
 # the codec
 
 
-class WorldCodec:
-    """WORLD-parameter k-means tokenizer (see the module docstring). Implements the ``AudioCodec``
-    contract: ``encode`` (T,) -> codes (N,), ``codes_to_features`` (N,) -> (N, feature_dim),
-    ``decode`` codes (N,) or features (N, feature_dim) -> (N * hop,) waveform.
+class WorldCodec(AudioCodec):
+    """WORLD-parameter k-means tokenizer (see the module docstring), an :class:`AudioCodec`:
+    ``encode`` (T,) -> codes (ceil(T / 320),), ``codes_to_features`` -> (B, 512, L),
+    ``decode`` codes or features -> (B, L * 320).
 
     Build one with :meth:`fit` (on local audio) or :meth:`from_pretrained` (a saved directory).
+    The codebook vectors are the normalised centroids (``frame_dim`` = 45 values) followed by zeros
+    up to ``feature_dim``: zero-padding rather than a projection keeps the map exact and
+    invertible, and leaves the distances between codebook vectors as k-means saw them.
     """
 
     def __init__(self, config: WorldCodecConfig, centroids: np.ndarray, mean: np.ndarray, scale: np.ndarray):
         self.config = config
         expected = {"centroids": (config.codebook_size, config.frame_dim), "mean": (config.frame_dim,), "scale": (config.frame_dim,)}
         got = {"centroids": tuple(centroids.shape), "mean": tuple(mean.shape), "scale": tuple(scale.shape)}
-        bad = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+        bad = [f"{k} has shape {got[k]}, expected {v}" for k, v in expected.items() if got[k] != v]
         if bad:
-            raise ValueError("WorldCodec weights do not match the config: " + ", ".join(f"{k} has shape {g}, expected {e}" for k, (g, e) in bad.items()))
-        self.centroids = torch.as_tensor(centroids, dtype=torch.float32)  # (K, D), normalised space
+            raise CodecError("WorldCodec weights do not match the config: " + ", ".join(bad))
+        self.sample_rate = config.sample_rate
+        self.hop_length = config.hop_length
+        self.codebook_size = config.codebook_size
+        self.feature_dim = config.feature_dim
+        self.centroids = torch.as_tensor(centroids, dtype=torch.float32)  # (K, D) in the normalised space
         self.mean = np.asarray(mean, dtype=np.float64)  # (D,)
         self.scale = np.asarray(scale, dtype=np.float64)  # (D,), multiplies (x - mean)
-
-    # --- AudioCodec properties
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
+        self._codebook = F.pad(self.centroids, (0, config.feature_dim - config.frame_dim))  # (K, feature_dim)
 
     @property
-    def hop_length(self) -> int:
-        return self.config.hop_length
-
-    @property
-    def frame_rate(self) -> float:
-        return self.config.sample_rate / self.config.hop_length
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.codebook_size
-
-    @property
-    def feature_dim(self) -> int:
-        return self.config.feature_dim
-
-    # --- normalisation between WORLD parameters and the clustering space
-    def _normalise(self, frames: np.ndarray) -> np.ndarray:
-        return (frames - self.mean) * self.scale
-
-    def _denormalise(self, z: np.ndarray) -> np.ndarray:
-        return z / self.scale + self.mean
-
-    # --- AudioCodec methods
-    @torch.no_grad()
-    def encode(self, wav: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Mono waveform ``(T,)`` at ``sample_rate`` -> codes ``(ceil(T / hop),)`` long."""
-        z = self._normalise(world_features(wav, self.config))
-        return _nearest(torch.from_numpy(z.astype(np.float32)), self.centroids)
+    def codebook(self) -> torch.Tensor:
+        return self._codebook
 
     @torch.no_grad()
-    def codes_to_features(self, codes: torch.Tensor | Sequence[int]) -> torch.Tensor:
-        """Codes ``(N,)`` -> codebook vectors ``(N, feature_dim)`` float32: the normalised centroid
-        (``frame_dim`` = 45 values) followed by zeros up to ``feature_dim``. Zero-padding (rather
-        than a projection) keeps the map exact and invertible, and leaves distances between
-        codebook vectors as k-means saw them."""
-        codes = self._check_codes(codes)
-        z = self.centroids[codes]  # (N, D)
-        return torch.nn.functional.pad(z, (0, self.feature_dim - z.shape[1]))  # (N, feature_dim)
+    def _encode(self, wav: torch.Tensor) -> torch.Tensor:
+        codes = []
+        for row in wav.cpu().numpy():  # (T,) each; WORLD analysis is per utterance
+            z = (world_features(row, self.config) - self.mean) * self.scale  # (L, D)
+            codes.append(_nearest(torch.from_numpy(z.astype(np.float32)), self.centroids))
+        return torch.stack(codes)  # (B, L)
 
     @torch.no_grad()
-    def decode(self, codes_or_features: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
-        """Codes ``(N,)`` (integer) or codebook features ``(N, feature_dim)`` (float) -> waveform
-        ``(N * hop,)`` float32 at ``sample_rate``."""
-        x = torch.as_tensor(codes_or_features)
-        if x.ndim == 1 and not x.is_floating_point():
-            z = self.centroids[self._check_codes(x)]
-        elif x.ndim == 2 and x.is_floating_point():
-            if x.shape[1] != self.feature_dim:
-                raise ValueError(f"features must have shape (N, {self.feature_dim}), got {tuple(x.shape)}")
-            if x.shape[0] == 0:
-                raise ValueError("cannot decode an empty feature sequence")
-            pad = x[:, self.config.frame_dim :]
-            if pad.abs().max().item() > 0 if pad.numel() else False:
-                raise ValueError(
-                    f"features have non-zero values beyond column {self.config.frame_dim}: they were not made by "
-                    "this codec's codes_to_features (WorldCodec features are zero-padded)"
-                )
-            z = x[:, : self.config.frame_dim].float()
-        else:
-            raise ValueError(f"decode expects integer codes (N,) or float features (N, {self.feature_dim}); got {x.dtype} of shape {tuple(x.shape)}")
-        frames = _smooth(self._denormalise(z.double().numpy()), self.config.smoothing_frames)
-        return torch.from_numpy(world_synthesis(frames, self.config))
-
-    def _check_codes(self, codes) -> torch.Tensor:
-        c = torch.as_tensor(codes)
-        if c.ndim != 1 or c.is_floating_point() or c.dtype == torch.bool:
-            raise ValueError(f"codes must be a 1-D integer tensor (N,), got {c.dtype} of shape {tuple(c.shape)}")
-        if c.numel() == 0:
-            raise ValueError("cannot decode an empty code sequence")
-        lo, hi = int(c.min()), int(c.max())
-        if lo < 0 or hi >= self.codebook_size:
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got values in [{lo}, {hi}]")
-        return c.long()
+    def _decode(self, features: torch.Tensor) -> torch.Tensor:
+        d = self.config.frame_dim
+        tail = features[:, d:, :]
+        if tail.numel() and tail.abs().max().item() > 0:
+            raise CodecError(
+                f"features have non-zero values in rows {d}..{self.feature_dim - 1}: they were not made by "
+                "WorldCodec.codes_to_features (its vectors are zero beyond the 45 WORLD dimensions)"
+            )
+        out = []
+        for z in features[:, :d, :].transpose(1, 2).double().cpu().numpy():  # (L, D) each
+            frames = _smooth(z / self.scale + self.mean, self.config.smoothing_frames)
+            out.append(torch.from_numpy(world_synthesis(frames, self.config)))
+        return torch.stack(out)  # (B, L * hop)
 
     # --- fitting
     @classmethod
-    def fit(cls, wavs: Iterable[np.ndarray | torch.Tensor], config: WorldCodecConfig | None = None, log=None) -> "WorldCodec":
+    def fit(
+        cls, wavs: Iterable[np.ndarray | torch.Tensor], config: WorldCodecConfig | None = None, log: Callable[[str], None] | None = None
+    ) -> "WorldCodec":
         """Fit normaliser and codebook on mono waveforms at ``config.sample_rate`` (an iterable,
         consumed once). Deterministic for a given corpus order, config and seed."""
         config = config or WorldCodecConfig()
@@ -381,7 +342,7 @@ class WorldCodec:
         if log:
             log(f"WORLD analysis: {len(frames)} utterances, {x.shape[0]} frames ({x.shape[0] / (config.sample_rate / config.hop_length):.0f} s)")
         mean, scale = _fit_normaliser(x, config)
-        centroids = kmeans((x - mean) * scale, config.codebook_size, config.kmeans_iters, config.kmeans_seed_frames, config.seed, log)
+        centroids = kmeans((x - mean) * scale, config.codebook_size, config.kmeans_iters, config.kmeans_seed_frames, config.seed, log=log)
         return cls(config, centroids, mean, scale)
 
     # --- persistence: config.json (data) + world_codec.pt (three tensors, loadable weights_only)
@@ -402,26 +363,25 @@ class WorldCodec:
                 raise FileNotFoundError(f"{p}: not found (a WorldCodec directory holds {CONFIG_FILE} and {WEIGHTS_FILE}; make one with `python -m vxlib.codec.world_codec fit`)")
         raw = json.loads(cfg_path.read_text())
         if raw.pop("codec", None) != "world":
-            raise ValueError(f"{cfg_path}: not a WorldCodec config (missing \"codec\": \"world\")")
+            raise CodecError(f"{cfg_path}: not a WorldCodec config (missing \"codec\": \"world\")")
         config = WorldCodecConfig.from_dict(raw)
         state = torch.load(w_path, map_location="cpu", weights_only=True)
-        missing = sorted(set(_WEIGHT_SHAPES) - set(state))
-        unexpected = sorted(set(state) - set(_WEIGHT_SHAPES))
+        missing = sorted(set(_WEIGHT_KEYS) - set(state))
+        unexpected = sorted(set(state) - set(_WEIGHT_KEYS))
         if missing or unexpected:
-            raise ValueError(f"{w_path}: missing keys {missing}, unexpected keys {unexpected}")
+            raise CodecError(f"{w_path}: missing keys {missing}, unexpected keys {unexpected}")
         try:
             return cls(config, state["centroids"].numpy(), state["mean"].numpy(), state["scale"].numpy())
-        except ValueError as err:
-            raise ValueError(f"{w_path}: {err}") from err
+        except CodecError as err:
+            raise CodecError(f"{w_path}: {err}") from err
 
-    load = from_pretrained
 
 
 def _fit_normaliser(x: np.ndarray, cfg: WorldCodecConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean; scales chosen so squared distances weigh the parameter groups sensibly:
     ONE scale for all cepstra (their pooled std), so high quefrencies stay as small as they are and
     do not attract centroids; one for the band aperiodicities; log f0 and voicing each at unit
-    variance times ``pitch_weight``."""
+    variance times ``pitch_weight`` and ``voicing_weight``."""
     nc, na = cfg.n_cepstra, cfg.n_aperiodicity
     mean = x.mean(0)
     dev = x - mean
@@ -430,7 +390,7 @@ def _fit_normaliser(x: np.ndarray, cfg: WorldCodecConfig) -> tuple[np.ndarray, n
     scale[:nc] = 1.0 / (np.sqrt((dev[:, :nc] ** 2).mean()) + eps)
     scale[nc : nc + na] = 1.0 / (np.sqrt((dev[:, nc : nc + na] ** 2).mean()) + eps)
     scale[-2] = cfg.pitch_weight / (dev[:, -2].std() + eps)
-    scale[-1] = cfg.pitch_weight / (dev[:, -1].std() + eps)
+    scale[-1] = cfg.voicing_weight / (dev[:, -1].std() + eps)
     return mean, scale
 
 

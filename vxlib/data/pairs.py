@@ -70,7 +70,7 @@ class Utterance:
 
 @dataclass(frozen=True)
 class PairRecord:
-    """One manifest row. Paths are relative to the dataset root so the folder can be moved."""
+    """One manifest row; the pair's files are :func:`pair_paths` ``(root, split, prefix)``."""
 
     prefix: str
     split: str
@@ -81,14 +81,6 @@ class PairRecord:
     teacher: str
     f0_method: str | None
     converted_gain: float  # scale applied to the teacher output to keep it below full scale
-
-    @property
-    def original(self) -> str:
-        return f"{self.split}/{self.prefix}{ORIGINAL_SUFFIX}"
-
-    @property
-    def converted(self) -> str:
-        return f"{self.split}/{self.prefix}{CONVERTED_SUFFIX}"
 
 
 def pair_paths(root: PathLike, split: str, prefix: str) -> tuple[Path, Path]:
@@ -254,11 +246,12 @@ def write_shard_manifest(root: PathLike, num_shards: int, shard_index: int, reco
     return write_jsonl(shard_manifest_path(root, num_shards, shard_index), rows)
 
 
-def merge_shards(root: PathLike, sample_rate: int = 16000, validate: bool = True) -> dict:
+def merge_shards(root: PathLike, sample_rate: int | None = None, validate: bool = True) -> dict:
     """Merge all shard manifests into ``manifest.jsonl`` and write the dataset card.
 
     Refuses (naming them) when shards are missing or were made with different settings, and by
-    default validates the whole dataset first. Returns the card (a dict).
+    default validates the whole dataset first (at ``sample_rate``, default: the shards' ``target_sr``).
+    Returns the card (a dict).
     """
     root = Path(root)
     parts = sorted((root / SHARD_DIR).glob("manifest-*-of-*.jsonl"))
@@ -280,6 +273,7 @@ def merge_shards(root: PathLike, sample_rate: int = 16000, validate: bool = True
             raise DatasetError(f"{p}: made with different settings than the other shards: {head['settings']} vs {settings}")
         rows += body
     rows.sort(key=lambda r: (SPLITS.index(r["split"]), r["prefix"]))
+    sample_rate = sample_rate or settings.get("target_sr", 16000)
     if validate:
         validate_dataset(root, sample_rate=sample_rate)
         on_disk = {(s, p) for s in SPLITS for p, _, _ in list_pairs(root, s)}

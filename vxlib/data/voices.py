@@ -31,9 +31,9 @@ class VoiceError(RuntimeError):
     """A voice failed to synthesise; the message names the voice and the text."""
 
 
-# The distinct English voices of Debian main + PyPI (measured with Resemblyzer: espeak-ng variants
-# form only a few speaker clusters, so four well-separated ones are listed, not all 100).
-# spec -> speaker identity.
+# The English voices of Debian main + PyPI, spec -> speaker identity. espeak-ng's ~100 variants form
+# only 2-5 speaker clusters by Resemblyzer (shared/spec/environment.md), so four that differ in
+# accent and sex are listed rather than all of them.
 DEFAULT_VOICES: dict[str, str] = {
     "espeak:en-us+m3": "espeak-us-m3",
     "espeak:en-gb-x-rp+f4": "espeak-rp-f4",
@@ -113,9 +113,14 @@ class EspeakVoice(_SubprocessVoice):
         if why:
             return why
         lang, _, variant = self.name.partition("+")
-        listed = subprocess.run(["espeak-ng", "--voices=en"], capture_output=True, text=True).stdout
-        if f" {lang} " not in listed:
+        listed = subprocess.run(["espeak-ng", f"--voices={lang}"], capture_output=True, text=True).stdout.split()
+        if lang not in listed:
             return f"espeak-ng has no voice '{lang}'"
+        if variant:  # espeak-ng silently ignores an unknown +variant, so check the variant file
+            version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
+            data_dir = Path(version.split("Data at:")[-1].strip()) if "Data at:" in version else None
+            if data_dir is not None and not (data_dir / "voices" / "!v" / variant).exists():
+                return f"espeak-ng has no variant '{variant}' (see {data_dir / 'voices' / '!v'})"
         return None
 
     def _write(self, text: str, out: Path, tmp: Path) -> None:

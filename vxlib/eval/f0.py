@@ -7,45 +7,32 @@ pairs), so frames are compared one to one, without DTW. Per frame pair:
 - on frames voiced in both: f0 RMSE in Hz, RMSE in cents (``1200 log2(f / f_ref)``, the same
   number for a low and a high voice, unlike Hz) and the Pearson correlation of f0 in Hz.
 
-f0 comes from WORLD (pyworld), 10 ms frames, 50-1100 Hz so that a +12-semitone teacher output
-(a voice an octave up) stays in range. ``method="harvest"`` (default; one of the RVC pipeline's f0 methods):
-robust voicing on speech, ~0.25x real time here; it needs harmonics and marks a pure sine
-unvoiced. ``method="dio"``: DIO + StoneMask refinement, ~4x faster, tracks pure tones, but misses
-more voiced speech frames (on espeak speech it labels ~15% of frames differently from Harvest).
+f0 comes from :func:`vxlib.pitch.extract_f0` at 16 kHz (inputs at other rates are resampled with
+soxr first): RVC's settings, 10 ms hop, 50-1100 Hz, so a +12-semitone teacher output stays in
+range. ``method="harvest"`` (default): robust voicing on speech, ~0.25x real time here, but it
+needs harmonics and marks a pure sine unvoiced. ``"dio"``: ~4x faster, tracks pure tones, misses
+more voiced speech frames.
+``"crepe"``: torchcrepe, slowest.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vxlib.audio import AudioError
+from vxlib import pitch
+from vxlib.audio import AudioError, resample
 
-__all__ = ["F0_FRAME_MS", "F0_FLOOR_HZ", "F0_CEIL_HZ", "F0_METHODS", "extract_f0", "f0_metrics", "f0_metrics_from_tracks"]
+__all__ = ["F0_SAMPLE_RATE", "extract_f0", "f0_metrics", "f0_metrics_from_tracks"]
 
-F0_FRAME_MS = 10.0
-F0_FLOOR_HZ = 50.0
-F0_CEIL_HZ = 1100.0
-
-
-F0_METHODS = ("harvest", "dio")
+F0_SAMPLE_RATE = pitch.SAMPLE_RATE  # 16 kHz, 10 ms frames
 
 
-def extract_f0(wav: np.ndarray, sr: int, method: str = "harvest", frame_ms: float = F0_FRAME_MS,
-               name: str = "audio") -> np.ndarray:
-    """f0 track in Hz ``(frames,)``, 0 where unvoiced, one frame per ``frame_ms`` from t = 0."""
-    import pyworld
-
+def extract_f0(wav: np.ndarray, sr: int, method: str = "harvest", name: str = "audio") -> np.ndarray:
+    """f0 in Hz ``(frames,)`` of a ``(T,)`` signal at ``sr``, 0 where unvoiced, 100 frames/s."""
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1 or wav.size == 0:
         raise AudioError(f"{name}: f0 needs non-empty mono (T,) audio, got shape {wav.shape}")
-    x = np.ascontiguousarray(wav, dtype=np.float64)  # pyworld needs C-contiguous float64
-    band = dict(f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=frame_ms)
-    if method == "harvest":
-        return pyworld.harvest(x, sr, **band)[0]
-    if method == "dio":
-        f0, times = pyworld.dio(x, sr, **band)
-        return pyworld.stonemask(x, f0, times, sr)
-    raise ValueError(f"unknown f0 method {method!r} (use one of {F0_METHODS})")
+    return pitch.extract_f0(resample(wav, sr, F0_SAMPLE_RATE), method)
 
 
 def f0_metrics_from_tracks(f0: np.ndarray, f0_ref: np.ndarray) -> dict[str, float]:
@@ -68,7 +55,7 @@ def f0_metrics_from_tracks(f0: np.ndarray, f0_ref: np.ndarray) -> dict[str, floa
 
 
 def f0_metrics(converted: np.ndarray, reference: np.ndarray, sr: int, method: str = "harvest",
-               frame_ms: float = F0_FRAME_MS, max_length_difference_ms: float = 20.0) -> dict[str, float]:
+               max_length_difference_ms: float = 20.0) -> dict[str, float]:
     """f0 RMSE (Hz, cents), correlation and VDE of ``converted`` against the time-aligned
     ``reference`` (both ``(T,)`` at ``sr``).
 
@@ -82,7 +69,7 @@ def f0_metrics(converted: np.ndarray, reference: np.ndarray, sr: int, method: st
             f"converted ({len(converted) / sr:.3f} s) and reference ({len(reference) / sr:.3f} s) differ by "
             f"{diff_ms:.0f} ms: f0 metrics compare time-aligned pairs (allowed {max_length_difference_ms:g} ms)"
         )
-    f0 = extract_f0(converted, sr, method, frame_ms, name="converted")
-    f0_ref = extract_f0(reference, sr, method, frame_ms, name="reference")
+    f0 = extract_f0(converted, sr, method, name="converted")
+    f0_ref = extract_f0(reference, sr, method, name="reference")
     n = min(len(f0), len(f0_ref))
     return f0_metrics_from_tracks(f0[:n], f0_ref[:n])

@@ -42,12 +42,24 @@ def _as_16k(wav: np.ndarray, sr: int, name: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _dnsmos_model():
-    """speechmos's DNSMOS with both ONNX sessions, created once per process."""
+def _dnsmos_model(threads: int = 2):
+    """speechmos's DNSMOS, created once per process, its two ONNX sessions limited to ``threads``
+    without busy-waiting (onnxruntime's default spins every core, which starves a shared machine)."""
+    import onnxruntime as ort
     from speechmos import dnsmos as sm
 
+    class _DNSMOS(sm.DNSMOS):
+        def __init__(self, primary_model_path: str, p808_model_path: str):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            cpu = ["CPUExecutionProvider"]
+            self.primary_model_path = primary_model_path
+            self.onnx_sess = ort.InferenceSession(primary_model_path, options, providers=cpu)
+            self.p808_onnx_sess = ort.InferenceSession(p808_model_path, options, providers=cpu)
+
     models = Path(sm.__file__).parent / "dnsmos_models"
-    return sm.DNSMOS(str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx"))
+    return _DNSMOS(str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx"))
 
 
 def dnsmos(wav: np.ndarray, sr: int, name: str = "audio") -> dict[str, float]:

@@ -26,9 +26,10 @@ import numpy as np
 
 from vxlib.audio import AudioError
 
-__all__ = ["PIECE_SECONDS", "MAX_PIECES_PER_FILE", "speaker_embedding", "split_ground_truth",
+__all__ = ["SPEAKER_SAMPLE_RATE", "PIECE_SECONDS", "MAX_PIECES_PER_FILE", "speaker_embedding", "split_ground_truth",
            "reference_similarity", "target_embedding", "target_similarity"]
 
+SPEAKER_SAMPLE_RATE = 16000  # Resemblyzer's rate; the reference reads ground truth at 16 kHz
 PIECE_SECONDS = 10.0  # reference eval.py: SECONDS = 10
 MAX_PIECES_PER_FILE = 10  # reference eval.py: NUM_SUBSETS = 10
 
@@ -48,6 +49,8 @@ def speaker_embedding(wav: np.ndarray, sr: int, name: str = "audio") -> np.ndarr
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1 or wav.size == 0:
         raise AudioError(f"{name}: speaker embedding needs non-empty mono (T,) audio, got shape {wav.shape}")
+    if not np.any(wav):
+        raise AudioError(f"{name}: no speech found for the speaker embedding (digital silence)")
     speech = preprocess_wav(wav, source_sr=sr)
     if speech.size < 1600:  # < 0.1 s of speech left after VAD trimming
         raise AudioError(f"{name}: no speech found for the speaker embedding (silent or too short after VAD)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Iterator, Literal
 
@@ -41,6 +42,8 @@ __all__ = [
     "InputEmbedder",
     "SpeechGenerator",
     "load_checkpoint",
+    "load_state_dict_strict",
+    "model_args",
     "quantize_int8",
 ]
 
@@ -281,7 +284,9 @@ class KVCache:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ):
-        self.max_len = min(max_len or config.block_size, config.block_size)
+        self.max_len = max_len or config.block_size
+        if not 0 < self.max_len <= config.block_size:
+            raise ValueError(f"KV cache max_len must be in [1, block_size={config.block_size}], got {max_len}")
         hd = config.n_embd // config.n_head
         shape = (batch_size, config.n_head, self.max_len, hd)
         self.layers = [
@@ -300,8 +305,8 @@ class InputEmbedder(nn.Module):
 
     ``forward(text_ids (B, T), prev_codes (B, T)) -> (B, T, D_text + D_audio)``: row t is
     ``normalize(concat[text_table[text_ids[t]], codebook[prev_codes[t]]])`` (L2 over the whole
-    vector, eps 1e-8); a negative previous code stands for "no previous token" (a zero vector,
-    used at t = 0). Concatenated, not added, as in the reference.
+    vector, eps 1e-8); previous code -1 stands for "no previous token" (a zero vector, used at
+    t = 0). Concatenated, not added, as in the reference.
     """
 
     def __init__(self, text_table: torch.Tensor, codebook: torch.Tensor):
@@ -317,14 +322,20 @@ class InputEmbedder(nn.Module):
     def dim(self) -> int:
         return self.text_table.shape[1] + self.codebook.shape[1]
 
+    def check_ids(self, text_ids: torch.Tensor, prev_codes: torch.Tensor | None = None) -> None:
+        """Raise ``ValueError`` for ids outside the tables (``forward`` does not check: it is the
+        per-token hot path and the generator's codes are in range by construction)."""
+        n_text, n_codes = self.text_table.shape[0], self.codebook.shape[0] - 1
+        if text_ids.numel() and (int(text_ids.min()) < 0 or int(text_ids.max()) >= n_text):
+            raise ValueError(f"text ids must be in [0, {n_text}), got min {int(text_ids.min())}, max {int(text_ids.max())}")
+        if prev_codes is not None and prev_codes.numel() and (int(prev_codes.min()) < -1 or int(prev_codes.max()) >= n_codes):
+            raise ValueError(f"previous codes must be in [-1, {n_codes}), got min {int(prev_codes.min())}, max {int(prev_codes.max())}")
+
     def forward(self, text_ids: torch.Tensor, prev_codes: torch.Tensor) -> torch.Tensor:
-        n_codes = self.codebook.shape[0] - 1
-        if (prev_codes >= n_codes).any() or (text_ids < 0).any() or (text_ids >= self.text_table.shape[0]).any():
-            raise ValueError(
-                f"ids out of range: text ids must be in [0, {self.text_table.shape[0]}), codes < {n_codes}"
-            )
-        audio = self.codebook[prev_codes.clamp(min=-1)]  # -1 -> the zero row
-        x = torch.cat([self.text_table[text_ids], audio], dim=-1)
+        # -1 wraps to the last row, the zero vector; F.embedding is a plain row gather (cheaper than
+        # advanced indexing, which matters once per generated token)
+        audio = F.embedding(prev_codes % self.codebook.shape[0], self.codebook)  # (B, T, D_audio)
+        x = torch.cat([F.embedding(text_ids, self.text_table), audio], dim=-1)  # (B, T, D_text + D_audio)
         return F.normalize(x, p=2, dim=-1, eps=1e-8)
 
 
@@ -344,7 +355,7 @@ class SpeechGenerator:
         max_len: int = 2048,
         position_mode: PositionMode = "reference",
         pad_id: int = 384,
-        eoa_code: int = EOA_CODE,
+        eoa_code: int | None = EOA_CODE,  # None: never stop early (benchmarks)
     ):
         if embedder.dim != model.config.n_embd:
             raise ValueError(f"embedder width {embedder.dim} != model n_embd {model.config.n_embd}")
@@ -382,15 +393,20 @@ class SpeechGenerator:
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[int]:
-        """Yield audio codes one at a time for one utterance (EOA itself is not yielded)."""
+        """Yield audio codes one at a time for one utterance (EOA itself is not yielded). Stopping
+        at ``max_new_tokens`` without EOA is reported with a :class:`RuntimeWarning`."""
+        if max_new_tokens > self.cache.max_len:
+            raise ValueError(f"max_new_tokens {max_new_tokens} > the generator's max_len {self.cache.max_len}")
+        self.embedder.check_ids(torch.as_tensor(list(text_ids) + [self.pad_id], dtype=torch.long))
         self.reset()
-        limit = min(max_new_tokens, self.cache.max_len)
-        for n in range(limit):
+        for n in range(max_new_tokens):
             text_id = text_ids[n] if n < len(text_ids) else self.pad_id
             code = self.step(text_id, temperature, top_k, generator)
             if code == self.eoa_code:
                 return
             yield code
+        if self.eoa_code is not None:
+            warnings.warn(f"no end-of-audio code after {max_new_tokens} tokens: output cut there", RuntimeWarning, stacklevel=2)
 
     def generate(self, text_ids: list[int], max_new_tokens: int = 2000, **sampling) -> torch.Tensor:
         """All codes of one utterance as a ``(T,)`` long tensor (without EOA)."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
 import torch
 
-__all__ = ["SlidingBuffer", "ChunkFramer"]
+__all__ = ["SlidingBuffer", "ChunkFramer", "SampleFifo"]
 
 
 class SlidingBuffer:
@@ -112,3 +113,44 @@ class ChunkFramer:
         rest = self._buf[:self._fill].clone()
         self._fill = 0
         return rest
+
+
+class SampleFifo:
+    """A preallocated single-producer/single-consumer ring of float32 samples (numpy), for handing
+    converted audio from the producer to a sound-card callback. Nothing is ever dropped silently:
+    a write that does not fit raises, a read that finds too little is counted as an underrun."""
+
+    def __init__(self, capacity: int):
+        if capacity <= 0:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self._data = np.zeros(capacity, np.float32)
+        self.capacity = capacity
+        self._read = 0   # total samples read
+        self._write = 0  # total samples written
+        self.underruns = 0
+
+    def __len__(self) -> int:
+        return self._write - self._read
+
+    def write(self, x: np.ndarray) -> None:
+        n = x.shape[0]
+        if n > self.capacity - len(self):
+            raise OverflowError(f"SampleFifo overflow: writing {n} samples with {self.capacity - len(self)} free")
+        start = self._write % self.capacity
+        first = min(n, self.capacity - start)
+        self._data[start:start + first] = x[:first]
+        self._data[:n - first] = x[first:]
+        self._write += n
+
+    def read_into(self, out: np.ndarray) -> int:
+        """Fill ``out`` with the oldest samples; zero-fill (and count an underrun) if too few."""
+        n = min(out.shape[0], len(self))
+        start = self._read % self.capacity
+        first = min(n, self.capacity - start)
+        out[:first] = self._data[start:start + first]
+        out[first:n] = self._data[:n - first]
+        if n < out.shape[0]:
+            out[n:] = 0.0
+            self.underruns += 1
+        self._read += n
+        return n

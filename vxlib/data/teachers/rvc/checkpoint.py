@@ -15,7 +15,7 @@ a silently half-loaded synthesizer would produce plausible-sounding garbage.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -89,13 +89,11 @@ def config_from_checkpoint(ckpt: dict, where: str = "<checkpoint>") -> tuple[Syn
     if emb_g is None:
         raise CheckpointError(f"{where}: weight has no 'emb_g.weight' (speaker table)")
     values["spk_embed_dim"] = int(emb_g.shape[0])
-    types = {f.name: f.type for f in fields(SynthesizerConfig)}
     for k in ("spec_channels", "segment_size", "inter_channels", "hidden_channels", "filter_channels", "n_heads",
               "n_layers", "kernel_size", "upsample_initial_channel", "gin_channels"):
         values[k] = int(values[k])
     values["p_dropout"] = float(values["p_dropout"])
     values["resblock"] = str(values["resblock"])
-    assert set(values) <= set(types)
     return SynthesizerConfig(**values, content_dim=content_dim, use_f0=use_f0), version
 
 
@@ -133,9 +131,7 @@ def load_rvc(path: str | os.PathLike, device: str | torch.device = "cpu", dtype:
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{p}: expected a dict, found {type(ckpt).__name__}")
     cfg, version = config_from_checkpoint(ckpt, str(p))
-    with torch.device("meta"):
-        synth = Synthesizer(cfg)
-    synth = synth.to_empty(device="cpu")
+    synth = Synthesizer(cfg)
     load_state_dict_checked(synth, {k: v.to(dtype) for k, v in ckpt["weight"].items()}, str(p))
     synth = synth.to(device=device, dtype=dtype).eval()
     return RVCModel(synth, version, cfg.use_f0, cfg.sr, cfg.spk_embed_dim, str(ckpt.get("info", "")), str(p))

@@ -36,7 +36,6 @@ from .modules import (
     ResBlock2,
     ResidualCouplingLayer,
     WaveNet,
-    WNConv1d,
     WNConvTranspose1d,
     sequence_mask,
 )

@@ -1,0 +1,111 @@
+"""Streaming TTS latency and speed on CPU (issue 8, item 9).
+
+    python -m vxlib.bench tts [--threads 1 2] [--first-chunk 4 10] [--repeats 5] [--no-llvc]
+
+Default-size LLMVoX GPT (4 x 768) and the full-size WavTokenizer decoder, both random init (speed
+does not depend on the values; the audio is noise), through :class:`MultiQueueStreamer` with the
+reference's dump-size schedule (``--first-chunk`` is ``initial_dump_size_1``) and vxlib's seam-free
+decoding. The text is all there when the stream starts (a fast LLM), so the figures are the speech
+side's own latency. Per configuration, medians over ``--repeats`` runs:
+
+- ``first audio ms``: first text piece -> first chunk ready (GPT steps for the first chunk and its
+  look-ahead, plus one decode);
+- ``proc/audio``: first text piece -> last chunk ready, over the audio's duration (< 1: faster
+  than real time);
+- with ``+llvc``: the same after the LLVC stage (24 -> 16 kHz streaming resampling and
+  :class:`~vxlib.llvc.StreamingConverter`, the ``llvc`` recipe's size, random init).
+
+Quality: the first sentence's streamed waveform against one decode of the same codes (SNR,
+overall and at the worst seam, usually the first chunk's), next to the reference's context-free
+per-chunk decoding of the same chunks (``ref``). The machine is shared: the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from vxlib.llmvox.model import GPTConfig
+from vxlib.llmvox.stream import MultiQueueStreamer, SeamlessDecoder, StreamConfig, TTSStack, build_codec, seam_snr_db
+
+TEXT = ("The quick brown fox jumps over the lazy dog. Streaming speech keeps the latency low "
+        "enough for a natural conversation.")
+MAX_PAD = 100  # PAD steps per sentence: a random model rarely says end-of-audio, so cap its tail
+
+
+def _run(streamer: MultiQueueStreamer, voice) -> dict[str, float]:
+    t_first_audio = None
+    with streamer.stream([TEXT]) as stream:
+        chunks = voice.convert(stream) if voice is not None else stream
+        n = 0
+        for c in chunks:
+            if t_first_audio is None and c.audio.size:
+                t_first_audio = time.perf_counter()
+            n += c.audio.size
+        t_end = time.perf_counter()
+    sr = voice.sample_rate if voice is not None else streamer.sample_rate
+    return {"ttfa_ms": 1e3 * (t_first_audio - stream.first_text_time),
+            "proc_per_audio": (t_end - stream.first_text_time) / (n / sr), "stream": stream}
+
+
+def seam_quality(streamer: MultiQueueStreamer, stream) -> dict[str, float]:
+    """SNR of the first sentence's streamed audio vs one decode of its codes, and the same for the
+    reference's way (each chunk decoded alone, no look-ahead, no crossfade) with the same chunks."""
+    first = [c for c in stream.chunks if c.sentence == 0]
+    codes = [k for c in first for k in c.codes]
+    with torch.inference_mode():
+        whole = streamer.stack.codec.decode(torch.tensor(codes))[0].numpy()
+    seams = list(np.cumsum([c.audio.size for c in first])[:-1])
+    ours = seam_snr_db(np.concatenate([c.audio for c in first]), whole, seams)
+    naive = SeamlessDecoder(streamer.stack.codec, 0, 0, 0).decode_all(codes, [c.tokens for c in first[:-1]])
+    ref = seam_snr_db(naive, whole, seams)
+    return {**ours, "ref_snr_db": ref["snr_db"], "ref_worst_seam_snr_db": ref["worst_seam_snr_db"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vxlib.bench tts", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--first-chunk", type=int, nargs="+", default=[4, 10], help="initial_dump_size_1 values")
+    ap.add_argument("--lookahead", type=int, default=StreamConfig.lookahead)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-llvc", action="store_true")
+    ap.add_argument("--llvc-config", default=os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "llvc", "config.json"))
+    args = ap.parse_args(argv)
+
+    codec = build_codec({"type": "wavtokenizer-random"}, seed=0)
+    stack = TTSStack.random_demo(codec, GPTConfig(n_embd=256 + codec.feature_dim, vocab_size=codec.codebook_size), seed=0)
+    voice = None
+    if not args.no_llvc:
+        from vxlib.llmvox.chain import TargetVoiceStage
+        from vxlib.llvc.inference import build_model, load_config
+
+        cfg = load_config(args.llvc_config)
+        torch.manual_seed(0)
+        voice = TargetVoiceStage(build_model(cfg).eval(), int(cfg["data"]["sr"]), stack.sample_rate)
+    print(f"{stack.label}; WavTokenizer decoder full size, random init; torch {torch.__version__}; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; medians of {args.repeats}")
+    print(f"text: {len(TEXT)} characters, 2 sentences, all available at t=0; lookahead {args.lookahead} tokens; "
+          f"decode from the sentence start; PAD tail capped at {MAX_PAD} tokens")
+    print(f"{'threads':>7} {'first':>5} {'stage':>6} {'first audio ms':>14} {'proc/audio':>10} {'SNR dB':>7} "
+          f"{'worst seam dB':>13} {'ref SNR dB':>10} {'ref worst seam':>14}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for first in args.first_chunk:
+            cfg = StreamConfig(initial_dump_size_1=first, lookahead=args.lookahead, max_pad_tokens=MAX_PAD)
+            streamer = MultiQueueStreamer(stack, cfg)
+            _run(streamer, None)  # warm-up (allocator, kernels)
+            for stage in ["tts"] + ([] if voice is None else ["+llvc"]):
+                runs = [_run(streamer, voice if stage == "+llvc" else None) for _ in range(args.repeats)]
+                ttfa = statistics.median(r["ttfa_ms"] for r in runs)
+                proc = statistics.median(r["proc_per_audio"] for r in runs)
+                q = seam_quality(streamer, runs[-1]["stream"]) if stage == "tts" else None
+                qs = (f"{q['snr_db']:>7.1f} {q['worst_seam_snr_db']:>13.1f} {q['ref_snr_db']:>10.1f} "
+                      f"{q['ref_worst_seam_snr_db']:>14.1f}") if q else ""
+                print(f"{threads:>7} {first:>5} {stage:>6} {ttfa:>14.1f} {proc:>10.2f} {qs}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
+    return 0
