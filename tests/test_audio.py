@@ -189,14 +189,23 @@ def test_load_resamples_on_request(tmp_path):
     assert sr == 16000 and len(y) == 8000
 
 
-def test_stream_resampler_matches_one_shot():
+@pytest.mark.parametrize("quality", ["VHQ", "HQ"])
+def test_stream_resampler_matches_one_shot(quality):
     x = sine(700, 24000, 2.0) + sine(2300, 24000, 2.0, 0.2)
-    rs = audio.StreamResampler(24000, 16000)
+    rs = audio.StreamResampler(24000, 16000, quality=quality)
     pieces = [rs.process(x[i : i + 333]) for i in range(0, len(x), 333)] + [rs.flush()]
     y = np.concatenate(pieces)
-    ref = audio.resample(x, 24000, 16000)
+    ref = audio.resample(x, 24000, 16000, quality=quality)
     assert len(y) == len(ref)
     assert np.max(np.abs(y - ref)) < 1e-4
+
+
+def test_hq_stream_resampler_holds_back_less():
+    """The live chain's reason for HQ: output starts within the first 53 ms TTS chunk."""
+    chunk = sine(300, 24000, 1280 / 24000)
+    assert len(audio.StreamResampler(24000, 16000, quality="HQ").process(chunk)) > 400
+    assert len(audio.StreamResampler(24000, 16000, quality="VHQ").process(chunk)) < len(
+        audio.StreamResampler(24000, 16000, quality="HQ").process(chunk))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from scipy.signal import lfilter
 
 from vxlib import audio
 from vxlib.codec.base import AudioCodec, CodecError
-from vxlib.codec.world_codec import WorldCodec, WorldCodecConfig, kmeans, main, world_features
+from vxlib.codec.world_codec import WorldCodec, WorldCodecConfig, _context, _smooth, fit_ridge_decoder, kmeans, main, world_features
 
 SR = 24000
 HOP = 320
@@ -140,6 +140,67 @@ def test_codebook_beats_random_training_frames(codec, corpus):
     assert err_fit < 0.8 * err_rand
 
 
+def test_ridge_decoder_recovers_a_linear_map():
+    rng = np.random.default_rng(5)
+    true = rng.normal(size=(5 * 3 + 1, 3))  # radius 2, 3 dims, bias
+    zs = [rng.normal(size=(n, 3)) for n in (40, 7, 1)]  # includes an utterance shorter than the window
+    xs = [_context(z, 2) @ true for z in zs]
+    got = fit_ridge_decoder(zs, xs, radius=2, lam=1e-9)
+    assert got.shape == true.shape
+    np.testing.assert_allclose(got, true, atol=1e-5)
+
+
+def _decoded_and_true(codec: WorldCodec, corpus, smooth: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training frames, normalised: (decoded: ridge [+ smoothing], raw centroids, true), each (M, D)."""
+    cfg, dec, raw, true = codec.config, [], [], []
+    for x in corpus:
+        true.append((world_features(x, cfg) - codec.mean) * codec.scale)
+        raw.append(codec.centroids[codec.encode(x, SR)].double().numpy())
+        dec.append(_smooth(_context(raw[-1], cfg.context_frames) @ codec.decoder, cfg.smoothing_frames if smooth else 1))
+    return np.concatenate(dec), np.concatenate(raw), np.concatenate(true)
+
+
+@pytest.fixture(scope="module")
+def plain(corpus) -> WorldCodec:
+    """The same fit without the variance gain."""
+    return WorldCodec.fit(corpus, WorldCodecConfig(**SMALL, variance_gain=False))
+
+
+def test_decoder_beats_raw_centroids_on_training_frames(plain, corpus):
+    """Without the variance gain, the ridge decoder is a least-squares fit over a family that
+    contains "take the centroid as it is", so on its training frames it must be at least as close
+    to the true frames, and the neighbouring codes make it clearly closer."""
+    dec, raw, true = _decoded_and_true(plain, corpus, smooth=False)
+    assert ((dec - true) ** 2).sum() < 0.9 * ((raw - true) ** 2).sum()
+
+
+def test_variance_gain_restores_the_training_spread(codec, plain, corpus):
+    """With the gain (the default), every decoded dimension but voicing has the spread of the true
+    training frames; without it the decoded cepstra are flatter than the truth."""
+    dec, _, true = _decoded_and_true(codec, corpus)
+    np.testing.assert_allclose(dec.std(0)[:-1], true.std(0)[:-1], rtol=1e-6)
+    assert torch.equal(plain.centroids, codec.centroids)  # the gain only touches the decoder
+    dec_plain, _, _ = _decoded_and_true(plain, corpus)
+    nc = codec.config.n_cepstra
+    assert (dec_plain.std(0)[:nc] < true.std(0)[:nc]).mean() > 0.9
+
+
+def test_decoder_lookahead_is_what_the_config_says(codec, corpus):
+    """Frame t of decode_frames depends on codes up to t + lookahead_frames and on none later: what a
+    streaming decoder must hold back (2 + 1 frames = 40 ms with the defaults)."""
+    k = codec.config.lookahead_frames
+    assert k == WorldCodecConfig().context_frames + WorldCodecConfig().smoothing_frames // 2 == 3
+    codes = codec.encode(corpus[0], SR)[:30]
+    t = 10
+    base = codec.decode_frames(codec.centroids[codes].numpy())
+    later = codes.clone()
+    later[t + k + 1 :] = (later[t + k + 1 :] + 1) % codec.codebook_size
+    np.testing.assert_array_equal(codec.decode_frames(codec.centroids[later].numpy())[: t + 1], base[: t + 1])
+    at_edge = codes.clone()
+    at_edge[t + k] = (at_edge[t + k] + 1) % codec.codebook_size
+    assert not np.allclose(codec.decode_frames(codec.centroids[at_edge].numpy())[t], base[t])
+
+
 def test_kmeans_recovers_separated_clusters():
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(8, 5)) * 20
@@ -158,9 +219,9 @@ def test_save_load_round_trip(codec, corpus, tmp_path):
     codes = codec.encode(corpus[0], SR)
     assert torch.equal(loaded.encode(corpus[0], SR), codes)
     assert torch.equal(loaded.decode(codes), codec.decode(codes))
-    # the weights file is three plain tensors: loadable with weights_only
+    # the weights file is four plain tensors: loadable with weights_only
     state = torch.load(tmp_path / "wc" / "world_codec.pt", weights_only=True)
-    assert sorted(state) == ["centroids", "mean", "scale"]
+    assert sorted(state) == ["centroids", "decoder", "mean", "scale"]
 
 
 def test_mismatched_checkpoint_names_the_keys(codec, tmp_path):

@@ -121,13 +121,20 @@ def test_cache_tokenises_once_and_reencodes_only_changed_files(tmp_path, tiny_co
     assert (codec.calls, third.encoded) == (7, 1)
 
 
+class ShiftedCodec(WorldCodec):
+    """The same codec with a different codebook (as a refit would have)."""
+
+    @property
+    def codebook(self):
+        return super().codebook + 1.0
+
+
 def test_cache_refuses_another_codec(tmp_path, tiny_corpus):
     recs = read_dataset(tiny_corpus["dataset"])[:2]
     codec = WorldCodec.from_pretrained(tiny_corpus["codec_dir"])
     TokenCache.build(recs, codec, tmp_path / "cache")
-    other = WorldCodec(codec.config, codec.centroids.numpy() + 1.0, codec.mean, codec.scale)
     with pytest.raises(DatasetError, match="another codec"):
-        TokenCache.build(recs, other, tmp_path / "cache")
+        TokenCache.build(recs, ShiftedCodec.from_pretrained(tiny_corpus["codec_dir"]), tmp_path / "cache")
 
 
 # --- examples and batches ---------------------------------------------------------------------

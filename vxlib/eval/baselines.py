@@ -11,6 +11,9 @@ table comes from the same files-in, files-out path::
     results = [score_ground_truth(evalset, metrics)] + [score_run(r, evalset, metrics) for r in runs]
     markdown_table(results)
 
+(:func:`reuse_scores` gives a run whose outputs equal an already scored run's, such as exact-mode
+streaming against offline LLVC, that run's quality figures after checking the equality.)
+
 Rows (the paper's Table 1, as far as they run here):
 
 ==================== ==========================================================================
@@ -55,8 +58,8 @@ from vxlib.eval.streaming import StreamingFigures, streaming_figures
 from vxlib.stream.sola import SolaConfig, SolaStreamer
 from vxlib.stream.timing import ChunkTiming, TimingLog
 
-__all__ = ["System", "OfflineSystem", "StreamingSystem", "teacher_systems", "llvc_systems", "EvaluationSet",
-           "evaluation_set", "SystemRun", "run_system", "score_run", "score_ground_truth", "output_differences",
+__all__ = ["slug", "System", "OfflineSystem", "StreamingSystem", "teacher_systems", "llvc_systems", "EvaluationSet",
+           "evaluation_set", "SystemRun", "run_system", "score_run", "score_ground_truth", "reuse_scores", "output_differences",
            "PAIRED_METRICS"]
 
 PathLike = str | os.PathLike
@@ -66,6 +69,11 @@ PAIRED_METRICS = ("mcd", "f0")  # compare with the same utterance's ground truth
 # ---------------------------------------------------------------------------------------------
 # Systems
 # ---------------------------------------------------------------------------------------------
+def slug(name: str) -> str:
+    """A system name as a folder / metric name: ``"LLVC exact cf=1"`` -> ``"llvc_exact_cf_1"``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 class System(ABC):
     """A voice-conversion system as the evaluation harness sees it.
 
@@ -87,8 +95,7 @@ class System(ABC):
 
     @property
     def slug(self) -> str:
-        """The name as a folder name: ``"LLVC exact cf=1"`` -> ``"llvc_exact_cf_1"``."""
-        return re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_")
+        return slug(self.name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, sample_rate={self.sample_rate})"
@@ -339,6 +346,23 @@ def score_ground_truth(evalset: EvaluationSet, metrics: Sequence[str], name: str
     unpaired = [m for m in metrics if m not in PAIRED_METRICS]
     return evaluate_system(evalset.ground_truth_dir, evalset.ground_truth_dir, name=name, metrics=unpaired,
                            concat_ground_truth=True, **evalset.references, **options)
+
+
+def reuse_scores(run: SystemRun, reference: SystemRun, scored: SystemResult, tolerance: float = 1e-4) -> SystemResult:
+    """``run``'s row with the quality metrics of ``reference`` (already ``scored``), after checking that
+    every output of ``run`` equals ``reference``'s within ``tolerance`` (e.g. exact-mode streaming vs
+    offline LLVC); the timing summary is ``run``'s own. Raises ``ValueError`` naming the first
+    utterance that differs more. Saves re-running ASR and MOS models on identical audio."""
+    diffs = output_differences(run, reference)
+    worst = max(diffs, key=diffs.get)
+    if diffs[worst] > tolerance:
+        raise ValueError(f"{run.files[worst]}: differs from {reference.files[worst]} by {diffs[worst]:.3g} "
+                         f"> {tolerance:g}; score {run.system} on its own")
+    rows = [{**r, "system": run.system, "file": str(run.files[r["utterance"]])} for r in scored.rows]
+    timing_keys = set(reference.summary()) | set(run.summary())
+    summary = {k: v for k, v in scored.summary.items() if k not in timing_keys}
+    summary.update(system=run.system, **run.summary(), max_abs_diff_to_scored=diffs[worst])
+    return SystemResult(run.system, rows, summary)
 
 
 def output_differences(run: SystemRun, reference: SystemRun) -> dict[str, float]:

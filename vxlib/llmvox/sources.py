@@ -17,6 +17,7 @@ generating and leaves no thread behind.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -101,9 +102,7 @@ class _StreamedGeneration:
                     piece = next(it)
                 except StopIteration:
                     break
-                except Exception as err:  # queue.Empty on timeout: poll the token and keep waiting
-                    if type(err).__name__ != "Empty":
-                        raise
+                except queue.Empty:  # the streamer's timeout: poll the token and keep waiting
                     token.raise_if_cancelled()
                     if not thread.is_alive() and not failure:
                         break

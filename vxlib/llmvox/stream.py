@@ -663,7 +663,8 @@ class SpeechStream:
             self.group.close("stream closed")
         finally:
             self.streamer._busy = False
-            self._iter.close() if self._iter.gi_frame is not None and not self._iter.gi_running else None
+            if self._iter.gi_frame is not None and not self._iter.gi_running:  # closed from outside the iteration
+                self._iter.close()
 
     @property
     def time_to_first_audio(self) -> float | None:

@@ -113,10 +113,13 @@ class StreamerPool:
         if size < 1:
             raise ValueError(f"pool size must be >= 1, got {size}")
         self.size = size
+        self.stack, self.config = stack, config
         self._free: queue.Queue[_Slot] = queue.Queue()
         for _ in range(size):
             self._free.put(_Slot(MultiQueueStreamer(stack, config, stack_b=stack_b),
                                  voice_factory() if voice_factory else None))
+
+        self.voice_rate = self._free.queue[0].voice.sample_rate if voice_factory else None
 
     @property
     def free(self) -> int:
@@ -213,9 +216,7 @@ def create_app(pool: StreamerPool, config: ServerConfig | None = None, chat_sour
     config = config or ServerConfig()
     app = FastAPI(title="vxlib streaming TTS", version="1")
     direct = ScriptedSource(words_per_s=None)  # /tts: the whole text is there at once
-    any_slot = pool._free.queue[0]
-    tts_rate = any_slot.streamer.sample_rate
-    voice_rate = any_slot.voice.sample_rate if any_slot.voice else None
+    tts_rate, voice_rate = pool.stack.sample_rate, pool.voice_rate
 
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
 
@@ -251,6 +252,7 @@ def create_app(pool: StreamerPool, config: ServerConfig | None = None, chat_sour
             raise HTTPException(422, "target_voice requested but no LLVC model is loaded (--llvc_checkpoint)")
         rate = voice_rate if target_voice else tts_rate
         media = "audio/wav" if fmt == "wav" else "application/octet-stream"
+        # entered by hand: the slot must outlive this handler and is released when the response ends
         cm = pool.acquire(config.acquire_timeout_s)
         try:
             slot = cm.__enter__()
@@ -291,8 +293,8 @@ def create_app(pool: StreamerPool, config: ServerConfig | None = None, chat_sour
     def info() -> dict[str, Any]:
         return {
             "service": "vxlib streaming TTS (LLMVoX multi-queue)",
-            "model": any_slot.streamer.stack.label,
-            "codec": type(any_slot.streamer.stack.codec).__name__,
+            "model": pool.stack.label,
+            "codec": type(pool.stack.codec).__name__,
             "sample_rate": tts_rate,
             "target_voice_sample_rate": voice_rate,
             "chat_type": config.chat_type,
@@ -301,7 +303,7 @@ def create_app(pool: StreamerPool, config: ServerConfig | None = None, chat_sour
             "asr": transcriber is not None,
             "pool_size": pool.size,
             "pool_free": pool.free,
-            "stream": asdict(any_slot.streamer.config),
+            "stream": asdict(pool.config),
             "limits": asdict(config),
             "endpoints": ["GET /", "POST /tts", "POST /voicechat", "WS /ws"]
             + (["POST /vlmschat", "POST /multimodalchat"] if vision_source is not None else []),
@@ -320,7 +322,8 @@ def create_app(pool: StreamerPool, config: ServerConfig | None = None, chat_sour
         text = await run_in_threadpool(transcriber, wav, VOICE_INPUT_RATE, req.source_language)
         if not text.strip():
             raise HTTPException(422, "no speech recognised in audio_base64")
-        return speech_response(request, text, req.format, req.target_voice, chat=True)
+        # acquiring a replica pair may wait: off the event loop
+        return await run_in_threadpool(speech_response, request, text, req.format, req.target_voice, True)
 
     if vision_source is not None:
         def decode_image(b64: str):
@@ -348,8 +351,8 @@ def create_app(pool: StreamerPool, config: ServerConfig | None = None, chat_sour
                     raise HTTPException(501, "audio given but no ASR model loaded")
                 text = (text + " " + await run_in_threadpool(transcriber, decode_audio(req.audio_base64), VOICE_INPUT_RATE, "en")).strip()
             check_text(text)
-            return speech_response(request, text, req.format, req.target_voice, chat=True,
-                                   images=[decode_image(b) for b in req.image_list])
+            images = [decode_image(b) for b in req.image_list]
+            return await run_in_threadpool(speech_response, request, text, req.format, req.target_voice, True, images)
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket) -> None:
