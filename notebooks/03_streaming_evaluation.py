@@ -29,8 +29,8 @@
 # %% tags=["parameters"]
 run_dir = "../experiments/runs/interactive"  # outputs, figures and metrics go here
 dataset_dir = ""  # pairs from notebook 01; empty uses the run's data/pairs
-llvc_checkpoint = ""  # a G_<step>.pth; empty takes the latest of notebook 02's run (run_dir/llvc_training)
-llvc_config = ""  # its config.json; empty takes notebook 02's run_dir/llvc_training/config.json
+llvc_checkpoint = ""  # a G_<step>.pth or notebook 02's training folder (its latest G); empty means run_dir/llvc_training
+llvc_config = ""  # the generator's config.json; empty takes the training folder's config.json
 teacher = "world"  # world or rvc: the teacher that made the data set (checked against its card below)
 f0_method = "dio"  # world: dio or harvest; rvc: harvest, dio, crepe (rmvpe needs rmvpe_path)
 f0_up_key = None  # semitones; None lets the world teacher map pitch to its target profile
@@ -50,6 +50,7 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 import numpy as np
 import pandas as pd
 import torch
@@ -61,21 +62,15 @@ from vxlib.eval import markdown_table, results_table
 from vxlib.eval.baselines import (evaluation_set, llvc_systems, output_differences, reuse_scores, run_system,
                                   score_ground_truth, score_run, slug, teacher_systems)
 from vxlib.llvc import load_model
-from vxlib.llvc.train import checkpoint_path, latest_checkpoint_step
+from vxlib.llvc.train import resolve_generator
 from vxlib.run import NotebookRecord
 
 run_dir = Path(run_dir)
 record = NotebookRecord(run_dir, "03_streaming_evaluation")
 dataset_dir = Path(dataset_dir) if dataset_dir else run_dir / "data" / "pairs"
 work_dir = run_dir / "streaming_evaluation"  # evaluation-set links, one output folder per system, results
-training_dir = run_dir / "llvc_training"  # notebook 02's trainer folder
-if llvc_checkpoint:
-    llvc_checkpoint = Path(llvc_checkpoint)
-else:
-    step = latest_checkpoint_step(training_dir / "checkpoints")
-    if step is None:
-        raise FileNotFoundError(f"{training_dir / 'checkpoints'}: no G_<step>.pth; run notebook 02 or set llvc_checkpoint")
-    llvc_checkpoint = checkpoint_path(training_dir / "checkpoints", "G", step)
+llvc_checkpoint = resolve_generator(llvc_checkpoint or run_dir / "llvc_training")  # notebook 02's latest G
+training_dir = llvc_checkpoint.parent.parent if llvc_checkpoint.parent.name == "checkpoints" else llvc_checkpoint.parent
 llvc_config = Path(llvc_config) if llvc_config else training_dir / "config.json"
 torch.set_num_threads(threads)
 torch.manual_seed(seed)  # every system here is deterministic; this pins anything that is not
@@ -200,13 +195,16 @@ for mode, marker in (("exact", "o"), ("reference", "s")):
     ax_q.plot(rows.e2e_latency_ms_mean, rows[quality], marker=marker, label=f"LLVC {mode}")
     ax_s.plot(chunk_factors, rows.speed, marker=marker, label=f"LLVC {mode}")
     for cf, (x, y) in zip(chunk_factors, zip(rows.e2e_latency_ms_mean, rows[quality])):
-        ax_q.annotate(f"cf={cf}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if mode == "exact":  # the reference mode's points sit beside them
+            ax_q.annotate(f"cf={cf}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
 sola = table.loc["teacher + SOLA"]
 ax_q.plot(sola.e2e_latency_ms_mean, sola[quality], "k^", label="teacher + SOLA")
 for name, color, line in (("teacher", "k", "--"), ("LLVC offline", "C0", ":")):
     if np.isfinite(table.loc[name, quality]):
-        ax_q.axhline(table.loc[name, quality], color=color, ls=line, lw=1, label=f"{name} (offline)")
-ax_q.set(xscale="log", xlabel="end-to-end latency (ms, log)", ylabel=quality, title=f"{quality} against latency")
+        ax_q.axhline(table.loc[name, quality], color=color, ls=line, lw=1, label=name)
+ax_q.set(xscale="log", xlabel="end-to-end latency (ms, log scale)", ylabel=quality, title=f"{quality} against latency")
+ax_q.xaxis.set_major_formatter(ScalarFormatter())
+ax_q.xaxis.set_minor_formatter(NullFormatter())
 ax_s.axhline(1.0, color="grey", lw=1, ls=":")
 ax_s.set(xlabel="chunk factor", ylabel="speed (x real time)", title=f"speed, {threads} thread(s)", xticks=chunk_factors)
 for ax in (ax_q, ax_s):

@@ -25,8 +25,8 @@ codec = "world"  # world, wavtokenizer or wavtokenizer-random (the codec when th
 codec_dir = ""  # a fitted WorldCodec directory; empty takes the one notebook 04 fitted under run_dir
 wavtokenizer_config = ""  # official YAML, for codec wavtokenizer
 wavtokenizer_ckpt = ""  # official .ckpt, for codec wavtokenizer
-llvc_checkpoint = ""  # notebook 02's LLVC generator checkpoint; empty leaves the target-voice stage out
-llvc_config = ""  # its config.json
+llvc_checkpoint = ""  # a G_<step>.pth or notebook 02's training folder (its latest G); empty leaves the LLVC stage out
+llvc_config = ""  # the generator's config.json; empty takes the training folder's config.json
 prompt = "Streaming speech starts before the text is finished. Each sentence goes to the other replica! Can you hear the seams?"
 words_per_s = 20.0  # the scripted source's writing speed (an LLM writes about this fast)
 initial_dump_size_1 = 10  # first chunk of replica A in tokens (the reference default)
@@ -50,6 +50,7 @@ from vxlib import audio, display as vxdisplay
 from vxlib.llmvox.chain import TargetVoiceStage
 from vxlib.llmvox.sources import ScriptedSource
 from vxlib.llmvox.stream import MultiQueueStreamer, StreamConfig, TTSStack, seam_snr_db
+from vxlib.llvc.train import resolve_generator
 from vxlib.run import NotebookRecord
 
 torch.set_num_threads(threads)
@@ -70,7 +71,11 @@ stack = TTSStack.load(gpt_checkpoint, None if gpt_checkpoint else codec_spec, se
 stream_config = StreamConfig(initial_dump_size_1=initial_dump_size_1, initial_dump_size_2=initial_dump_size_2,
                              max_pad_tokens=max_pad_tokens)
 streamer = MultiQueueStreamer(stack, stream_config)
-voice = TargetVoiceStage.from_files(llvc_checkpoint, llvc_config, stack.sample_rate) if llvc_checkpoint else None
+voice = None
+if llvc_checkpoint:
+    llvc_checkpoint = resolve_generator(llvc_checkpoint)
+    training_dir = llvc_checkpoint.parent.parent if llvc_checkpoint.parent.name == "checkpoints" else llvc_checkpoint.parent
+    voice = TargetVoiceStage.from_files(llvc_checkpoint, llvc_config or training_dir / "config.json", stack.sample_rate)
 source = ScriptedSource(words_per_s)
 print(f"speech model: {stack.label}\ncodec: {type(stack.codec).__name__} ({stack.sample_rate} Hz)")
 print(f"LLVC stage: {'on, ' + str(voice.sample_rate) + ' Hz' if voice else 'not loaded (llvc_checkpoint empty)'}")

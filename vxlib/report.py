@@ -4,7 +4,7 @@ Sources (all written during the run): ``summary.json`` (runner: status, time, pa
 ``metrics/<notebook>.json`` (each notebook's :class:`vxlib.run.NotebookRecord`: metrics, tables, figures).
 The report never re-computes anything, so it can be rebuilt at any time::
 
-    python -m vxlib.report experiments/runs/<run>
+    python -m vxlib.report experiments/runs/<run> [--compare experiments/runs/<other run>]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_report", "markdown_table"]
+__all__ = ["build_report", "markdown_table", "compare_runs", "is_timing_metric"]
 
 
 def _cell(v: Any) -> str:
@@ -103,7 +103,57 @@ def _html(md: str, title: str) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head><body>{body}</body></html>\n"
 
 
+
+
+# Metrics that measure the machine, not the model: excluded when two runs are compared.
+TIMING_WORDS = ("seconds", "_s_", "time", "_ms", "latency", "rtf", "speed", "per_s", "per_sec", "steps_s",
+                "throughput", "tokens_s", "load")
+
+
+def is_timing_metric(name: str) -> bool:
+    n = f"_{name.lower()}_"
+    return any(w in n for w in TIMING_WORDS) or n.endswith("_s_")
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, rtol: float = 0.0, atol: float = 1e-6) -> list[str]:
+    """Differences between the recorded metrics of two runs (timing figures excepted), as lines
+    ``notebook.metric: a != b``. Empty when the runs agree: the determinism check of a profile."""
+    diffs = []
+    a_dir, b_dir = Path(run_a) / "metrics", Path(run_b) / "metrics"
+    names = sorted({p.name for p in a_dir.glob("*.json")} | {p.name for p in b_dir.glob("*.json")})
+    for name in names:
+        pa, pb = a_dir / name, b_dir / name
+        if not (pa.exists() and pb.exists()):
+            diffs.append(f"{name}: recorded in only one run")
+            continue
+        ma, mb = json.loads(pa.read_text())["metrics"], json.loads(pb.read_text())["metrics"]
+        for key in sorted(set(ma) | set(mb)):
+            if is_timing_metric(key):
+                continue
+            va, vb = ma.get(key), mb.get(key)
+            if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and not isinstance(va, bool):
+                if abs(va - vb) > atol + rtol * abs(vb):
+                    diffs.append(f"{name[:-5]}.{key}: {va!r} != {vb!r}")
+            elif va != vb:
+                diffs.append(f"{name[:-5]}.{key}: {va!r} != {vb!r}")
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m vxlib.report", description="(Re)build a run's report; optionally "
+                                 "compare its metrics with another run's (timing figures excepted).")
+    ap.add_argument("run_dir")
+    ap.add_argument("--compare", metavar="OTHER_RUN", help="exit 1 and list differences if the metrics differ")
+    a = ap.parse_args(argv)
+    print(build_report(a.run_dir))
+    if a.compare:
+        diffs = compare_runs(a.run_dir, a.compare)
+        print("\n".join(diffs) if diffs else f"metrics identical to {a.compare} (timing figures excepted)")
+        return 1 if diffs else 0
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m vxlib.report RUN_DIR")
-    print(build_report(sys.argv[1]))
+    sys.exit(main())

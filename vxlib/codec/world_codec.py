@@ -88,9 +88,9 @@ class WorldCodecConfig:
     f0_floor: float = 60.0  # Hz; Piper "joe" is a low male voice
     f0_ceil: float = 500.0  # Hz
     pitch_weight: float = 3.0  # weight of (unit-variance) log f0 vs the cepstra in the k-means distance
-    voicing_weight: float = 3.0  # weight of the (unit-variance) voiced/unvoiced flag
+    voicing_weight: float = 10.0  # weight of the (unit-variance) voiced/unvoiced flag: clusters never mix voiced and unvoiced
     smoothing_frames: int = 3  # centred moving average over decoded frames (1 = off)
-    context_frames: int = 2  # the ridge decoder reads the centroids of codes t-2..t+2: 2 frames (26.7 ms) lookahead
+    context_frames: int = 0  # ridge decoder reads codes t-r..t+r; r = 1, 2 measured worse than 0 + smoothing (docs/codec.md)
     ridge_lambda: float = 1e-3  # ridge penalty, relative to the mean diagonal of the decoder's Gram matrix
     variance_gain: bool = True  # rescale decoded dims to the training frames' spread (see _variance_gain)
     kmeans_iters: int = 30  # Lloyd iterations after k-means++ seeding

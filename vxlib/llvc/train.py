@@ -89,6 +89,20 @@ def checkpoint_path(checkpoint_dir: PathLike, kind: str, step: int) -> Path:
     return Path(checkpoint_dir) / f"{kind}_{step}.pth"
 
 
+def resolve_generator(path: PathLike) -> Path:
+    """A generator checkpoint from a ``G_<step>.pth`` file, a ``checkpoints/`` folder or a training folder
+    (``-d`` of this trainer): folders give their latest complete step. Notebooks chain on this, so a
+    profile can name notebook 02's folder without knowing how many steps it ran."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    for d in (p / "checkpoints", p):
+        step = latest_checkpoint_step(d)
+        if step is not None:
+            return checkpoint_path(d, "G", step)
+    raise FileNotFoundError(f"{p}: no G_<step>.pth (with its D_<step>.pth) here or in {p / 'checkpoints'}")
+
+
 def latest_checkpoint_step(checkpoint_dir: PathLike) -> int | None:
     """Highest step for which both ``G_<step>.pth`` and ``D_<step>.pth`` exist (None if none)."""
     d = Path(checkpoint_dir)
