@@ -29,6 +29,7 @@ config = "llvc_tiny"  # an experiment under experiments/ (llvc_tiny, llvc, llvc_
 steps = 150  # total optimiser steps of the run (a resumed run counts the steps it already made)
 resume = False  # continue from the latest G/D checkpoint pair of this run
 init_from = ""  # a G_<step>.pth to fine-tune from, e.g. the released G_500000.pth; empty starts from scratch
+device = "auto"  # auto (CUDA when available), cpu or cuda
 threads = 1  # torch CPU threads: 1 is fastest on a shared machine, 2 on an idle 2-core one
 tracking = "none"  # none or wandb (offline unless WANDB_MODE is set to online)
 seed = 0  # replaces the config's seed: initial weights, data order, crops and dropout follow from it
@@ -84,7 +85,7 @@ print(f"dev example {dev_prefix}: {len(dev_original) / sr:.2f} s")
 # %%
 trainer = LLVCTrainer(recipe, TrainOptions(
     run_dir=experiment_dir, data_dir=dataset_dir, max_steps=steps, resume=resume,
-    init_from=Path(init_from) if init_from else None, tracking=tracking, device="cpu", num_workers=0))
+    init_from=Path(init_from) if init_from else None, tracking=tracking, device=None if device == "auto" else device, num_workers=0))
 generator_parameters = sum(p.numel() for p in trainer.generator.parameters())
 discriminator_parameters = sum(p.numel() for p in trainer.discriminator.parameters())
 print(f"generator {generator_parameters:,} parameters, discriminator '{recipe['discriminator']}' "

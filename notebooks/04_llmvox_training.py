@@ -28,6 +28,7 @@ corpus_dir = ""  # a vxlib.data.corpus corpus (single voice, its train part is u
 corpus_sentences = 0  # how many sentences to synthesise when building (0 for all of data/sentences.txt)
 codec = "world"  # world (embedded, fitted here) or wavtokenizer (official files below)
 codec_dir = ""  # a fitted WorldCodec directory to reuse; empty fits one under run_dir
+codebook_size = 4096  # codes of a WorldCodec fitted here (WavTokenizer has 4096); smaller only for smoke tests
 wavtokenizer_config = ""  # official YAML, for codec wavtokenizer
 wavtokenizer_ckpt = ""  # official .ckpt, for codec wavtokenizer
 model_size = "tiny"  # tiny (CPU minutes) or default (the paper's 4 x 768)
@@ -110,7 +111,7 @@ if codec == "world":
         print(f"loaded the WorldCodec in {codec_spec['dir']}")
     else:
         wavs = (audio.load(r.audio_path, sr=24000)[0] for r in train_records)
-        audio_codec = WorldCodec.fit(wavs, WorldCodecConfig(feature_dim=codec_feature_dim, seed=seed), log=print)
+        audio_codec = WorldCodec.fit(wavs, WorldCodecConfig(feature_dim=codec_feature_dim, codebook_size=codebook_size, seed=seed), log=print)
         audio_codec.save(codec_spec["dir"])
         print(f"fitted a {audio_codec.codebook_size}-code WorldCodec in {time.perf_counter() - t0:.0f} s")
 else:

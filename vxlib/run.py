@@ -12,7 +12,7 @@ A profile (``experiments/profiles/<name>.yaml``) is data::
       seed: 0
     notebooks:
       02_llvc_training:
-        dataset_dir: "{run_dir}/data/pairs"     # {run_dir} is the run's directory
+        dataset_dir: "{run_dir}/data/pairs"     # {run_dir}: the run's directory; {repo}: the repository
 
 Overrides: ``-p name value`` (every notebook declaring ``name``) or ``-p notebook.name value``;
 ``-f file.yaml`` in the profile's own shape. Values are read as YAML scalars (``100`` is an int).
@@ -162,7 +162,7 @@ def _scalar(text: str) -> Any:
 def resolve_parameters(notebooks: list[Path], profile: Profile, overrides: list[tuple[str, Any]],
                        run_dir: Path) -> dict[str, dict[str, Any]]:
     """Parameters for each notebook: profile ``all`` → profile ``notebooks`` → overrides.
-    ``{run_dir}`` in string values is replaced by the run directory."""
+    ``{run_dir}`` and ``{repo}`` in string values are replaced by the run directory and the repository root."""
     declared = {nb.stem: declared_parameters(nb) for nb in notebooks}
     used = [False] * len(overrides)
     out: dict[str, dict[str, Any]] = {}
@@ -186,12 +186,21 @@ def resolve_parameters(notebooks: list[Path], profile: Profile, overrides: list[
                 used[i] = True
         if "run_dir" in names:
             params["run_dir"] = str(run_dir)
-        out[nb.stem] = {k: (v.replace("{run_dir}", str(run_dir)) if isinstance(v, str) else v)
-                        for k, v in params.items()}
+        out[nb.stem] = {k: _expand(v, run_dir) for k, v in params.items()}
     for (key, _), ok in zip(overrides, used):
         if not ok:
             raise SystemExit(f"override {key!r} matches no parameter of the selected notebooks")
     return out
+
+
+def _expand(value: Any, run_dir: Path) -> Any:
+    """``{run_dir}`` → the run directory, ``{repo}`` → the repository root (notebooks run with their
+    own folder as working directory, so profile paths are made absolute)."""
+    if isinstance(value, str):
+        return value.replace("{run_dir}", str(run_dir)).replace("{repo}", str(REPO_ROOT))
+    if isinstance(value, list):
+        return [_expand(v, run_dir) for v in value]
+    return value
 
 
 def check_required_files(profile: Profile) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from vxlib import audio
-from vxlib.codec.world_codec import WorldCodec, WorldCodecConfig, _corpus_files, world_features, world_synthesis
+from vxlib.codec.world_codec import WorldCodec, WorldCodecConfig, corpus_files, world_features, world_synthesis
 
 ASR_PAD_S = 1 / 3  # silence around each clip for tiny.en, the same for every row
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown rows {sorted(unknown)}")
 
     torch.set_num_threads(args.threads)
-    files = _corpus_files(args.corpus)
+    files = corpus_files(args.corpus)
     texts = [s.strip() for s in args.sentences.read_text().splitlines() if s.strip()]
     need = args.n_train + args.n_test
     if len(files) < need or len(texts) < need:
@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     renders = {
         "original": ("original audio", lambda x: x),
         "world": ("WORLD analysis/synthesis, unquantised", lambda x: world_synthesis(world_features(x, cfg), cfg)),
-        "codec": (f"WorldCodec {cfg.codebook_size}, ridge ±{cfg.context_frames}, smoothing {cfg.smoothing_frames}",
+        "codec": (f"WorldCodec {cfg.codebook_size} (decoder context ±{cfg.context_frames}, smoothing {cfg.smoothing_frames}, "
+                  f"{cfg.synthesis_subframes} synthesis subframes)",
                   lambda x: codec.decode(codec.encode(x, sr))[0].numpy()),
     }
     print(f"WorldCodec {fit_note}; {len(test_wavs)} held-out utterances; decoder lookahead "
-          f"{cfg.lookahead_frames} frames ({1000 * cfg.lookahead_frames * cfg.hop_length / sr:.1f} ms)")
+          f"{cfg.lookahead_samples} samples ({1000 * cfg.lookahead_samples / sr:.1f} ms)")
     print("| audio | Whisper tiny.en WER | DNSMOS P.808 | DNSMOS overall |\n|---|---|---|---|")
     for row in rows:
         label, render = renders[row]

@@ -2,11 +2,11 @@
 
 LLMVoX speaks through WavTokenizer (one 4096-entry codebook, 75 tokens/s, 512-d codebook vectors).
 Its weights are a download; this codec is the stand-in that is fitted on the local corpus on a
-CPU (about a minute on an idle 2-core machine), so the training and demo notebooks run with no
+CPU (a few minutes on an idle 2-core machine), so the training and demo notebooks run with no
 network at all. It is *not* WavTokenizer and not the paper's tokenizer: it is k-means over WORLD
-vocoder parameters. Measured quality (docs/codec.md): Whisper tiny.en WER 24% on held-out Piper
-sentences vs 9% for the original audio and 15% for unquantised WORLD resynthesis -- intelligible,
-but short of the 10% the LLMVoX issue asks for.
+vocoder parameters. Measured quality (docs/codec.md, ``python -m vxlib.bench codec``): Whisper
+tiny.en WER ~18% on held-out Piper sentences vs 6.4% for the original audio and 13% for
+unquantised WORLD resynthesis -- intelligible, but short of the 10% the LLMVoX issue asks for.
 
 One token per hop of 320 samples (13.3 ms):
 
@@ -15,20 +15,24 @@ One token per hop of 320 samples (13.3 ms):
       -> frame vector x (D,) = [40 coded envelope cepstra, 3 band aperiodicities, log f0, voicing]
       -> normalise (x - mean) * scale   (one shared scale for all cepstra, see _fit_normaliser)
       -> nearest of K centroids         -> code
-    code -> centroid (D,) -> zero-pad to feature_dim        = codes_to_features (what the GPT reads)
-    code -> centroid -> de-normalise -> 3-frame smoothing -> WORLD synthesis -> wav (N * 320,)
+    code -> centroid (D,) -> zero-pad to feature_dim                      = codes_to_features (GPT input)
+    codes -> centroids -> linear decoder (with the variance gain) -> de-normalise -> 3-frame smoothing
+          -> interpolate to 4 subframes per hop -> WORLD synthesis -> wav (N * 320,)
 
 Design choices, from the tokenizers measured on Piper "joe" speech in
-../shared/spec/environment.md ("Offline single-codebook tokenizers"; WER figures are theirs):
+../shared/spec/environment.md ("Offline single-codebook tokenizers") and docs/codec.md:
 - The spectral envelope limits intelligibility, not pitch. Per-dimension normalisation of the
-  cepstra inflates the noisy high quefrencies and wastes centroids on them (26% Whisper WER);
-  one scale shared by all cepstra keeps their natural energy ordering (9.7%).
-- log f0 is interpolated through unvoiced frames (so it is a smooth, always-defined trajectory)
-  and, with the voicing flag, weighted x3 before clustering, so that pitch jumps are not left to
-  chance in a distance dominated by 40 cepstra.
-- Decoded centroid sequences are piecewise constant and step audibly; a centred moving average
-  over 3 frames (40 ms) of the de-normalised parameters removes the steps (26.2% -> 22.8% WER
-  here, both with voicing weight 10). The decoder then looks one frame ahead; WavTokenizer's decoder is non-causal too.
+  cepstra inflates the noisy high quefrencies and wastes centroids on them (26% Whisper WER in
+  environment.md); one scale shared by all cepstra keeps their natural energy ordering.
+- log f0 is interpolated through unvoiced frames (a smooth, always-defined trajectory) and
+  weighted x3 before clustering; the voicing flag x10, so no cluster mixes voiced and unvoiced
+  frames.
+- Decoded centroid sequences are piecewise constant and too flat: a centred moving average over
+  3 frames removes the steps, and a per-dimension gain fitted on the training frames restores
+  their variance (_variance_gain). A ridge decoder over neighbouring codes (context_frames > 0)
+  is available but measured worse here.
+- WORLD synthesis runs on a grid 4x finer than the hop (world_synthesis): the largest single
+  gain, since WORLD at a 13.3 ms frame period loses much more than at its usual 5 ms.
 - k-means++ seeding runs on a fixed-size random subsample (~20k frames) so seeding 4096 centroids
   costs seconds; Lloyd iterations then run on all frames. Everything is seeded: a fit is
   deterministic for a given corpus, config and seed.
@@ -37,6 +41,11 @@ Lengths: the waveform is zero-padded at the end to a whole number of hops, so
 ``N = ceil(T / 320)`` codes and ``decode`` returns exactly ``N * 320`` samples (like WavTokenizer,
 which also rounds the input up to a whole number of tokens). Frame ``n`` is analysed at sample
 ``n * 320``; the synthesiser places it at the same time, so the output is aligned with the input.
+
+Lookahead (for chunked, streaming decoding): decoded frame ``t`` needs codes up to
+``t + config.lookahead_frames`` (1 with the defaults: the smoothing); a sample needs the codes
+up to ``config.lookahead_samples`` after it (1152 samples = 48 ms = 3.6 tokens with the
+defaults, see there), so a chunked decoder must hold back 4 codes: the TTS streamer's default.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ import torch.nn.functional as F
 from vxlib.audio import AudioError
 from vxlib.codec.base import AudioCodec, CodecError
 
-__all__ = ["WorldCodecConfig", "WorldCodec", "world_features", "kmeans", "main"]
+__all__ = ["WorldCodecConfig", "WorldCodec", "world_features", "world_synthesis", "fit_ridge_decoder", "kmeans", "corpus_files", "main"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "world_codec.pt"
@@ -93,6 +102,7 @@ class WorldCodecConfig:
     context_frames: int = 0  # ridge decoder reads codes t-r..t+r; r = 1, 2 measured worse than 0 + smoothing (docs/codec.md)
     ridge_lambda: float = 1e-3  # ridge penalty, relative to the mean diagonal of the decoder's Gram matrix
     variance_gain: bool = True  # rescale decoded dims to the training frames' spread (see _variance_gain)
+    synthesis_subframes: int = 4  # WORLD synthesises on a grid this many times finer than the hop (see world_synthesis)
     kmeans_iters: int = 30  # Lloyd iterations after k-means++ seeding
     kmeans_seed_frames: int = 20000  # subsample on which k-means++ picks the initial centroids
     seed: int = 0
@@ -100,6 +110,8 @@ class WorldCodecConfig:
     def __post_init__(self):
         if self.smoothing_frames < 1 or self.smoothing_frames % 2 == 0:
             raise ValueError(f"smoothing_frames must be odd and >= 1, got {self.smoothing_frames}")
+        if self.synthesis_subframes < 1:
+            raise ValueError(f"synthesis_subframes must be >= 1, got {self.synthesis_subframes}")
         if self.context_frames < 0:
             raise ValueError(f"context_frames must be >= 0, got {self.context_frames}")
         if self.feature_dim < self.frame_dim:
@@ -122,8 +134,16 @@ class WorldCodecConfig:
 
     @property
     def lookahead_frames(self) -> int:
-        """Codes after frame t that ``decode`` needs to render frame t (decoder context + smoothing)."""
+        """Codes after frame t that decoded frame t depends on (decoder context + smoothing)."""
         return self.context_frames + self.smoothing_frames // 2
+
+    @property
+    def lookahead_samples(self) -> int:
+        """How far past a sample the codes it depends on reach: decoded frames, plus one frame for
+        the interpolation towards the next frame, plus half of WORLD's FFT window (each pitch
+        pulse's response starts fft_size / 2 samples before the pulse). With the defaults
+        2 * 320 + 512 = 1152 samples (48 ms, 3.6 tokens): a chunked decoder must hold back 4 codes."""
+        return (self.lookahead_frames + 1) * self.hop_length + self.fft_size // 2
 
     @property
     def fft_size(self) -> int:
@@ -192,23 +212,34 @@ def _interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
 
 def world_synthesis(frames: np.ndarray, cfg: WorldCodecConfig) -> np.ndarray:
     """Inverse of :func:`world_features` (up to the analysis loss): ``(N, frame_dim)`` -> ``(N * hop,)``
-    float32. The voicing column is thresholded at 0.5."""
+    float32.
+
+    The frames are linearly interpolated onto a grid ``cfg.synthesis_subframes`` times finer than
+    the hop (in the coded domains: cepstra = log-mel envelope, band aperiodicity in dB, log f0,
+    the voicing flag, thresholded at 0.5 *after* interpolation so voicing boundaries fall between
+    frames) and WORLD synthesises on that grid. Why: between frames, WORLD's synthesis blends the
+    two neighbouring envelopes linearly in the *power* domain (GetSpectralEnvelope in WORLD's
+    synthesis.cpp), which over 13.3 ms turns a formant transition into a cross-fade of two
+    spectra; interpolating the log-mel cepstra first moves the formants instead. Measured on Piper speech,
+    unquantised resynthesis went from 16.1% to 13.1% Whisper WER with 4 subframes (docs/codec.md).
+    """
     pw = _pyworld()
-    frames = np.ascontiguousarray(frames, dtype=np.float64)
-    n = frames.shape[0]
+    frames = np.asarray(frames, dtype=np.float64)
+    n, u, hop = frames.shape[0], cfg.synthesis_subframes, cfg.hop_length
+    # frame n (a copy of the last) closes the last hop: WORLD renders (frames - 1) * period + 1 samples
+    closed = np.concatenate([frames, frames[-1:]], axis=0)  # (N + 1, D)
+    grid = np.arange(n * u + 1) / u  # fine instants, in frames
+    fine = np.stack([np.interp(grid, np.arange(n + 1), col) for col in closed.T], axis=1)  # (N * u + 1, D)
     nc, na = cfg.n_cepstra, cfg.n_aperiodicity
-    cep = np.ascontiguousarray(frames[:, :nc])
-    bap = np.ascontiguousarray(np.minimum(frames[:, nc : nc + na], 0.0))  # aperiodicity is <= 0 dB
-    f0 = np.where(frames[:, -1] > 0.5, np.exp(frames[:, -2]), 0.0)
+    cep = np.ascontiguousarray(fine[:, :nc])
+    bap = np.ascontiguousarray(np.minimum(fine[:, nc : nc + na], 0.0))  # aperiodicity is <= 0 dB
+    f0 = np.ascontiguousarray(np.where(fine[:, -1] > 0.5, np.exp(fine[:, -2]), 0.0))
     sp = pw.decode_spectral_envelope(cep, cfg.sample_rate, cfg.fft_size)
     ap = pw.decode_aperiodicity(bap, cfg.sample_rate, cfg.fft_size)
-    # One extra frame (a copy of the last) so the synthesiser covers all N hops: WORLD renders
-    # (frames - 1) * hop + 1 samples.
-    f0, sp, ap = (np.concatenate([a, a[-1:]], axis=0) for a in (f0, sp, ap))
-    y = pw.synthesize(f0, sp, ap, cfg.sample_rate, frame_period=1000.0 * cfg.hop_length / cfg.sample_rate)
-    y = y[: n * cfg.hop_length]
-    if y.size < n * cfg.hop_length:  # float rounding of the frame period can cost one sample
-        y = np.pad(y, (0, n * cfg.hop_length - y.size))
+    y = pw.synthesize(f0, sp, ap, cfg.sample_rate, frame_period=1000.0 * hop / u / cfg.sample_rate)
+    y = y[: n * hop]
+    if y.size < n * hop:  # float rounding of the frame period can cost one sample
+        y = np.pad(y, (0, n * hop - y.size))
     return y.astype(np.float32)
 
 
@@ -456,8 +487,9 @@ def _variance_gain(decoded: list[np.ndarray], targets: list[np.ndarray], decoder
     speech. Restoring the global variance is the standard cure for this over-smoothing in
     statistical parametric synthesis (Toda & Tokuda 2007, "global variance"); here it is a fixed
     gain per dimension around the training mean (0 in the normalised space), so it folds into the
-    decoder's columns and needs no utterance statistics (streamable). Measured: 25.8% -> 22.8% WER
-    with the ridge decoder, DNSMOS P.808 3.35 -> 3.52 (docs/codec.md).
+    decoder's columns and needs no utterance statistics (streamable). Measured (docs/codec.md):
+    with 3-frame smoothing 23.2% -> 21.0% Whisper WER, with a ridge decoder over t-2..t+2
+    25.8% -> 22.8%, and DNSMOS P.808 +0.2 in both cases.
     """
     y = np.concatenate([_smooth(_context(z, cfg.context_frames) @ decoder, cfg.smoothing_frames) for z in decoded])  # (M, D)
     gain = np.concatenate(targets).std(0) / (y.std(0) + 1e-8)
@@ -488,7 +520,8 @@ def _fit_normaliser(x: np.ndarray, cfg: WorldCodecConfig) -> tuple[np.ndarray, n
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
-def _corpus_files(corpus: Path) -> list[Path]:
+def corpus_files(corpus: Path) -> list[Path]:
+    """Audio files (.wav, .flac, .ogg) under ``corpus``, searched recursively, sorted by path."""
     if not corpus.is_dir():
         raise FileNotFoundError(f"{corpus}: corpus directory not found")
     files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
@@ -519,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     config = WorldCodecConfig.from_dict(overrides)
-    files = _corpus_files(args.corpus)
+    files = corpus_files(args.corpus)
     t0 = time.perf_counter()
     wavs = (audio.load(f, sr=config.sample_rate)[0] for f in files)
     codec = WorldCodec.fit(wavs, config, log=lambda m: print(m, file=sys.stderr))
