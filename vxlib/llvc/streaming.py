@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from vxlib.llvc import fastops
 from vxlib.llvc.model import GatedResidualBlock, Net
-from vxlib.stream import ChunkFramer, ChunkTiming, Clock, MonotonicClock, SlidingBuffer, TimingLog
+from vxlib.stream import ChunkFramer, Clock, MonotonicClock, SlidingBuffer, TimingLog
 
 __all__ = ["StreamingConverter", "ChunkKernel", "FusedPrenet"]
 
@@ -408,16 +408,9 @@ class StreamingConverter:
     def process(self, block) -> np.ndarray:
         arrival = self.clock.now()
         x = self._as_tensor(block)
-        outs, spans = [], []
         with torch.inference_mode():
-            for chunk in self._framer.feed(x):
-                t0 = self.clock.now()
-                outs.append(self._run_chunk(chunk))
-                spans.append((t0, self.clock.now()))
+            outs = self.timings.run_chunks(self._framer.feed(x), self._run_chunk, self.clock, arrival)
         self._samples_in += x.shape[0]
-        ready = self.clock.now()
-        for t0, t1 in spans:
-            self.timings.add(ChunkTiming(len(self.timings.records), arrival, t0, t1, ready))
         return self._emit(outs)
 
     def flush(self) -> np.ndarray:

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from vxlib.stream.buffers import ChunkFramer
-from vxlib.stream.timing import ChunkTiming, Clock, MonotonicClock, TimingLog
+from vxlib.stream.timing import Clock, MonotonicClock, TimingLog
 
 __all__ = ["SolaConfig", "SolaStreamer"]
 
@@ -129,15 +129,9 @@ class SolaStreamer:
     def process(self, block) -> np.ndarray:
         arrival = self.clock.now()
         x = self._as_array(block)
-        outs, spans = [], []
-        for chunk in self._framer.feed(torch.from_numpy(x)):
-            t0 = self.clock.now()
-            outs.append(self._step(chunk.numpy()))
-            spans.append((t0, self.clock.now()))
+        outs = self.timings.run_chunks(self._framer.feed(torch.from_numpy(x)), lambda c: self._step(c.numpy()),
+                                       self.clock, arrival)
         self._samples_in += x.shape[0]
-        ready = self.clock.now()
-        for t0, t1 in spans:
-            self.timings.add(ChunkTiming(len(self.timings.records), arrival, t0, t1, ready))
         return self._emit(outs)
 
     def flush(self) -> np.ndarray:

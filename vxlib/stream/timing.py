@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
@@ -72,6 +72,20 @@ class TimingLog:
 
     def add(self, record: ChunkTiming) -> None:
         self.records.append(record)
+
+    def run_chunks(self, chunks: Iterable[Any], step: Callable[[Any], Any], clock: "Clock", arrival: float) -> list:
+        """Run ``step`` on each chunk a framer released for one input block and record one
+        :class:`ChunkTiming` per chunk: ``arrival`` is when the block came in, compute spans each
+        step, and ``ready`` is when the block's last output exists (what a caller can play)."""
+        outs, spans = [], []
+        for chunk in chunks:
+            t0 = clock.now()
+            outs.append(step(chunk))
+            spans.append((t0, clock.now()))
+        ready = clock.now()
+        for t0, t1 in spans:
+            self.add(ChunkTiming(len(self.records), arrival, t0, t1, ready))
+        return outs
 
     def clear(self) -> None:
         self.records.clear()
