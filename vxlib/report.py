@@ -106,8 +106,8 @@ def _html(md: str, title: str) -> str:
 
 
 # Metrics that measure the machine, not the model: excluded when two runs are compared.
-TIMING_WORDS = ("seconds", "_s_", "time", "_ms", "latency", "rtf", "speed", "per_s", "per_sec", "steps_s",
-                "throughput", "tokens_s", "load")
+TIMING_WORDS = ("seconds", "minutes", "_s_", "time", "_ms", "latency", "rtf", "speed", "per_s", "per_sec",
+                "steps_s", "throughput", "tokens_s", "load", "ready_over")
 
 
 def is_timing_metric(name: str) -> bool:
@@ -130,7 +130,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, rtol: float = 0.0, atol: 
         for key in sorted(set(ma) | set(mb)):
             if is_timing_metric(key):
                 continue
-            va, vb = ma.get(key), mb.get(key)
+            # paths inside the run directory differ by the run's name only
+            va, vb = (str(v).replace(str(Path(d).resolve()), "{run_dir}") if isinstance(v, str) else v
+                      for v, d in ((ma.get(key), run_a), (mb.get(key), run_b)))
             if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and not isinstance(va, bool):
                 if abs(va - vb) > atol + rtol * abs(vb):
                     diffs.append(f"{name[:-5]}.{key}: {va!r} != {vb!r}")

@@ -189,8 +189,15 @@ class PiperVoice(Voice):
             return self._loaded[self.name]
 
     def synthesize(self, text: str) -> tuple[np.ndarray, int]:
+        """Deterministic synthesis: Piper's VITS samples noise inside the ONNX graph (unseeded
+        RandomNormalLike) for the latent (``noise_scale``) and the durations (``noise_w_scale``), so two
+        calls give different audio and even different lengths. Both scales are set to 0 (the mean
+        prosody): a corpus must be identical for the same seed."""
+        from piper import SynthesisConfig
+
         model = self._model()
-        chunks = [c.audio_float_array for c in model.synthesize(text)]  # one chunk per sentence
+        config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        chunks = [c.audio_float_array for c in model.synthesize(text, syn_config=config)]  # one chunk per sentence
         if not chunks:
             raise VoiceError(f"{self.spec}: produced no audio for {text!r}")
         return np.concatenate(chunks).astype(np.float32), int(model.config.sample_rate)
