@@ -1,6 +1,6 @@
 """Tiny stacks for the streaming tests: a 1-layer random GPT over (a) the reduced golden
 WavTokenizer (fast decode) and (b) a small WorldCodec fitted on a synthetic voiced signal (the
-embedded codec). One intra-op thread: the models are tiny and the machine is shared."""
+embedded codec)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from vxlib.codec.wavtokenizer import WavTokenizer
 from vxlib.codec.world_codec import WorldCodec, WorldCodecConfig
@@ -16,14 +15,6 @@ from vxlib.llmvox.model import GPTConfig
 from vxlib.llmvox.stream import TTSStack
 
 REDUCED = dict(encoder_dim=32, encoder_filters=8)  # hard-coded sizes of the reduced golden model
-
-
-@pytest.fixture(autouse=True, scope="package")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def voiced_signal(seconds: float = 2.0, sr: int = 24000, seed: int = 0) -> np.ndarray:

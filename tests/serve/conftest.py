@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-import torch
 
 from vxlib.codec.wavtokenizer import WavTokenizer
 from vxlib.llmvox.model import GPTConfig
@@ -21,14 +20,6 @@ REDUCED = dict(encoder_dim=32, encoder_filters=8)
 STREAM = StreamConfig(max_pad_tokens=10, max_tokens_per_sentence=300)
 LIMITS = ServerConfig(pool_size=2, max_text_chars=500, max_body_bytes=64 * 1024, max_audio_s=2.0, acquire_timeout_s=30.0)
 HEARD = "What did you hear."  # what the ASR test double "recognises"
-
-
-@pytest.fixture(autouse=True, scope="package")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="package")
