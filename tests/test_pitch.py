@@ -71,7 +71,10 @@ def test_extractor_silence_is_unvoiced():
 
 
 def test_rmvpe_and_bad_input_fail_clearly(tmp_path):
-    with pytest.raises(NotImplementedError, match="rmvpe.pt: f0 method 'rmvpe' is not implemented"):
+    # the method itself is tested in test_rmvpe.py; here: what goes wrong without its weights
+    with pytest.raises(ValueError, match=r"'rmvpe' needs .*rmvpe\.pt \(assets/rmvpe/rmvpe\.pt.*--rmvpe_path"):
+        pitch.extract_f0(np.zeros(1600), "rmvpe")
+    with pytest.raises(FileNotFoundError, match=r"rmvpe\.pt: RMVPE weights not found"):
         pitch.extract_f0(np.zeros(1600), "rmvpe", rmvpe_path=tmp_path / "rmvpe.pt")
     with pytest.raises(ValueError, match="unknown f0 method 'pm'"):
         pitch.extract_f0(np.zeros(1600), "pm")

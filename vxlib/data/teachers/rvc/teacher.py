@@ -26,8 +26,9 @@ class RVCTeacher(Teacher):
     ``embedding_output_layer``), i.e. ``final_proj`` of layer 12 for v1 models: set
     ``v1_reference_layer12=True`` to reproduce that.
 
-    Paper settings: ``f0_method="rmvpe"`` (not implemented here, see :mod:`vxlib.pitch`),
-    ``f0_up_key=12``, ``sid=1``, ``f0_relative=True``. Defaults below use harvest and sid 0.
+    Paper settings: ``f0_method="rmvpe"`` with ``rmvpe_path`` = RVC's ``rmvpe.pt`` (see
+    :mod:`vxlib.rmvpe`), ``f0_up_key=12``, ``sid=1``, ``f0_relative=True``. Defaults below use
+    harvest (no extra weights) and sid 0.
 
     Time alignment: the RVC pipeline returns 1-2 frames (10-20 ms) less than its input plus the
     remainder under one 10 ms frame (the content encoder's frame count rounds down). The
