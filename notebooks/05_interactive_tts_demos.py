@@ -32,6 +32,8 @@ words_per_s = 20.0  # the scripted source's writing speed (an LLM writes about t
 initial_dump_size_1 = 10  # first chunk of replica A in tokens (the reference default)
 initial_dump_size_2 = 160  # first chunk of replica B
 max_pad_tokens = 150  # PAD steps allowed after a sentence's text (an untrained model rarely stops by itself)
+gpt_precision = "fp32"  # fp32 (the reference) or int8 (CPU: ~2.5x faster GPT steps)
+decoder_precision = "fp32"  # fp32 or int8 (WavTokenizer decoder on CPU: ~3x faster short chunks)
 ip = ""  # a running vxlib.serve server for the interactive demo; empty drives the in-process streamer
 port = 5003
 threads = 2
@@ -69,7 +71,8 @@ else:
     codec_spec = {"type": codec}
 stack = TTSStack.load(gpt_checkpoint, None if gpt_checkpoint else codec_spec, seed)
 stream_config = StreamConfig(initial_dump_size_1=initial_dump_size_1, initial_dump_size_2=initial_dump_size_2,
-                             max_pad_tokens=max_pad_tokens)
+                             max_pad_tokens=max_pad_tokens, gpt_precision=gpt_precision,
+                             decoder_precision=decoder_precision)
 streamer = MultiQueueStreamer(stack, stream_config)
 voice = None
 if llvc_checkpoint:

@@ -206,3 +206,45 @@ def test_one_request_at_a_time_per_streamer(golden_stack):
         with pytest.raises(RuntimeError, match="already serving"):
             streamer.stream(["Second."])
         list(s)
+
+
+# -- first-audio priority and precision ------------------------------------------------------------
+
+@pytest.mark.parametrize("priority", [True, False])
+def test_second_replica_waits_for_the_first_chunk_when_asked(golden_stack, priority):
+    """With ``first_audio_priority`` replica B starts sentence 1 only after the request's first
+    chunk is ready (the text is all there at t=0, so without it both start at once)."""
+    streamer = MultiQueueStreamer(golden_stack, StreamConfig(first_audio_priority=priority, **SMALL))
+    with streamer.stream(["One two three. Four five six seven."]) as s:
+        chunks = list(s)
+    first_b = min(c.timing.compute_start for c in chunks if c.replica == 1)
+    first_a_decoded = chunks[0].timing.compute_end
+    if priority:
+        assert first_b >= first_a_decoded
+    else:
+        assert first_b < first_a_decoded
+    assert [c.sentence for c in chunks] == sorted(c.sentence for c in chunks)
+
+
+def test_int8_precision_streams_the_quantised_model(golden_stack):
+    fp32 = MultiQueueStreamer(golden_stack, StreamConfig(**SMALL))
+    int8 = MultiQueueStreamer(golden_stack, StreamConfig(gpt_precision="int8", **SMALL))
+    assert int8.replicas[0].generator.model is golden_stack.model_for("int8")  # built once, shared
+    assert int8.replicas[1].generator.model is int8.replicas[0].generator.model
+    assert fp32.replicas[0].generator.model is golden_stack.model
+    audio, chunks = int8.speak("One two three.")
+    assert audio.size == sum(c.tokens for c in chunks) * golden_stack.codec.hop_length > 0
+    with pytest.raises(ValueError, match="gpt_precision"):
+        StreamConfig(gpt_precision="fp16")
+
+
+def test_int8_decoder_where_the_codec_has_one(golden_stack, world_stack):
+    from vxlib.quant import Int8Linear
+
+    streamer = MultiQueueStreamer(golden_stack, StreamConfig(decoder_precision="int8", **SMALL))
+    codec = streamer.replicas[0].decoder.codec
+    assert codec is golden_stack.codec_for("int8") is streamer.replicas[1].decoder.codec
+    assert type(codec.backbone.convnext[0].pwconv1) is Int8Linear
+    audio, chunks = streamer.speak("One two three.")
+    assert audio.size == sum(c.tokens for c in chunks) * codec.hop_length > 0
+    assert world_stack.codec_for("int8") is world_stack.codec  # WORLD synthesis has no weights to quantise

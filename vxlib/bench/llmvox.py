@@ -9,7 +9,14 @@ position mode, run to the full token count (no early EOA stop). Variants, all in
 - ``naive``: the reference's cache scheme -- keys/values grow by ``torch.cat`` every step (the
   same model and step code; the cache is re-concatenated one slot longer before each step);
 - ``fp32``: the preallocated KV cache (default path);
-- ``int8``: :func:`~vxlib.llmvox.model.quantize_int8` weights on the preallocated cache.
+- ``int8``: :func:`~vxlib.llmvox.model.quantize_int8` weights on the preallocated cache;
+- ``spec``: the fp32 model's greedy codes through :class:`~vxlib.llmvox.model.SpeculativeGenerator`
+  (its int8 copy drafts ``--draft-tokens`` codes, one multi-row fp32 step verifies them).
+
+All variants run the same weights: the random-init body with the *prototype head* described
+below, so that greedy choices are decisive as in a trained model (the plain variants' speed does
+not depend on the values; the speculative variant's does, through the fraction of drafts the
+fp32 model accepts, which is printed next to it, and once more for the random-init head).
 
 Figures are medians over ``--repeats`` runs; the machine is shared, so the load average is
 printed and so is the weights-only floor (the step's matrix-vector products alone) measured in
@@ -33,7 +40,15 @@ import time
 
 import torch
 
-from vxlib.llmvox.model import GPT, GPTConfig, InputEmbedder, KVCache, SpeechGenerator, quantize_int8
+from vxlib.llmvox.model import (
+    GPT,
+    GPTConfig,
+    InputEmbedder,
+    KVCache,
+    SpeculativeGenerator,
+    SpeechGenerator,
+    quantize_int8,
+)
 from vxlib.llmvox.text import default_byte_embedding, encode_text
 
 SENTENCE = (
@@ -77,18 +92,18 @@ class NaiveGenerator(SpeechGenerator):
 
 def _median_rate(gen: SpeechGenerator, ids: list[int], n: int, repeats: int) -> tuple[float, float, float]:
     """(tokens/s by wall clock, tokens/s by this thread's CPU time, time to first token in ms),
-    medians over ``repeats`` runs. With one intra-op thread all work runs on the calling thread,
-    so the CPU-time rate is what an otherwise idle core would give (less sensitive to the other
-    processes sharing the machine, though not to their use of the memory bus)."""
+    medians over ``repeats`` runs; the first token is timed inside the same run (a speculative
+    generator emits its first codes only after a whole draft-and-verify round). With one intra-op
+    thread all work runs on the calling thread, so the CPU-time rate is what an otherwise idle core
+    would give (less sensitive to the other processes sharing the machine, though not to their
+    use of the memory bus)."""
     rates, cpu_rates, ttft = [], [], []
     for _ in range(repeats):
-        gen.reset()
-        t0 = time.perf_counter()
-        gen.step(ids[0])
-        ttft.append((time.perf_counter() - t0) * 1e3)
-        gen.reset()
         t0, c0 = time.perf_counter(), time.thread_time()
-        produced = sum(1 for _ in gen.stream(ids, n))
+        codes = gen.stream(ids, n)
+        next(codes)
+        ttft.append((time.perf_counter() - t0) * 1e3)
+        produced = 1 + sum(1 for _ in codes)
         rates.append(produced / (time.perf_counter() - t0))
         cpu_rates.append(produced / (time.thread_time() - c0))
     return statistics.median(rates), statistics.median(cpu_rates), statistics.median(ttft)
@@ -170,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per figure; medians are printed")
     ap.add_argument("--agree-tokens", type=int, default=300)
     ap.add_argument("--skip-naive", action="store_true", help="leave out the concatenating-cache loop")
+    ap.add_argument("--draft-tokens", type=int, default=4, help="codes drafted per round by the spec variant")
     args = ap.parse_args(argv)
 
     torch.manual_seed(0)
@@ -177,10 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     codebook = torch.randn(4096, 512, generator=torch.Generator().manual_seed(2)) * 0.05
     embedder = InputEmbedder(default_byte_embedding(), codebook)
     ids = encode_text(SENTENCE)
-    q8 = quantize_int8(model)
     n_max = max(args.tokens + [args.agree_tokens])
+    random_head = model
+    model = _prototype_head(random_head, embedder, ids, n_max)  # decisive greedy choices (docstring)
+    q8 = quantize_int8(model)
     gens = {"fp32": SpeechGenerator(model, embedder, max_len=n_max + 1, eoa_code=None),
-            "int8": SpeechGenerator(q8, embedder, max_len=n_max + 1, eoa_code=None)}
+            "int8": SpeechGenerator(q8, embedder, max_len=n_max + 1, eoa_code=None),
+            "spec": SpeculativeGenerator(model, embedder, draft=q8, draft_tokens=args.draft_tokens,
+                                         max_len=n_max + 1, eoa_code=None)}
     if not args.skip_naive:
         gens = {"naive": NaiveGenerator(model, embedder), **gens}
 
@@ -192,27 +212,32 @@ def main(argv: list[str] | None = None) -> int:
     for threads in args.threads:
         torch.set_num_threads(threads)
         floors = {"fp32": _floor_steps_per_s(model, args.repeats), "int8": _floor_steps_per_s(q8, args.repeats)}
-        floors["naive"] = floors["fp32"]
+        floors["naive"] = floors["spec"] = floors["fp32"]
         for name, gen in gens.items():
             runs = [_median_rate(gen, ids, n, args.repeats) for n in args.tokens]
             wall = " ".join(f"{r[0]:>11.1f}" for r in runs)
             cpu = " ".join(f"{r[1]:>9.1f}" if threads == 1 else f"{'-':>9}" for r in runs)
             ttft = statistics.median(r[2] for r in runs)
-            print(f"{threads:>7} {name:>7} {floors[name]:>13.1f} {wall} {ttft:>8.2f}   {cpu}", flush=True)
+            extra = f"   draft acceptance {gen.acceptance:.3f}" if isinstance(gen, SpeculativeGenerator) else ""
+            print(f"{threads:>7} {name:>7} {floors[name]:>13.1f} {wall} {ttft:>8.2f}   {cpu}{extra}", flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at end")
 
     torch.set_num_threads(args.threads[0])
     n = args.agree_tokens
-    m_rand = _margins(model, embedder, ids, n)
-    decisive = _prototype_head(model, embedder, ids, n)
-    m_dec = _margins(decisive, embedder, ids, n)
+    m_rand = _margins(random_head, embedder, ids, n)
+    m_dec = _margins(model, embedder, ids, n)
     print(f"top1-top2 logit margin over {n} greedy steps: random-init head median {m_rand.median():.4f} "
           f"(min {m_rand.min():.5f}); prototype head median {m_dec.median():.3f} (min {m_dec.min():.4f})")
-    for label, ref in (("random-init head", model), ("prototype head", decisive)):
-        free, forced, first = _agreement(ref, quantize_int8(ref), embedder, ids, n)
+    for label, ref in (("random-init head", random_head), ("prototype head", model)):
+        q = quantize_int8(ref)
+        free, forced, first = _agreement(ref, q, embedder, ids, n)
         where = f"first difference at step {first}" if first < n else "no difference"
         print(f"int8 vs fp32 greedy, {label}: {100 * free:.1f}% identical free-running "
               f"({where}), {100 * forced:.1f}% teacher-forced")
+        plain = SpeechGenerator(ref, embedder, max_len=n + 1, eoa_code=None).generate(ids, n)
+        spec = SpeculativeGenerator(ref, embedder, draft=q, draft_tokens=args.draft_tokens, max_len=n + 1, eoa_code=None)
+        same = float((spec.generate(ids, n) == plain).float().mean())
+        print(f"spec vs fp32 greedy, {label}: {100 * same:.1f}% identical, draft acceptance {spec.acceptance:.3f}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Streaming TTS latency and speed on CPU (issue 8, item 9).
 
-    python -m vxlib.bench tts [--threads 1 2] [--first-chunk 4 10] [--repeats 5] [--no-llvc]
+    python -m vxlib.bench tts [--threads 1 2] [--first-chunk 4 10] [--precision fp32 int8]
+                              [--decoder fp32 int8] [--lookahead 4] [--repeats 5] [--no-llvc]
 
 Default-size LLMVoX GPT (4 x 768) and the full-size WavTokenizer decoder, both random init (speed
 does not depend on the values; the audio is noise), through :class:`MultiQueueStreamer` with the
@@ -9,15 +10,18 @@ decoding. The text is all there when the stream starts (a fast LLM), so the figu
 side's own latency. Per configuration, medians over ``--repeats`` runs:
 
 - ``first audio ms``: first text piece -> first chunk ready (GPT steps for the first chunk and its
-  look-ahead, plus one decode);
+  look-ahead, plus one decode); replica B waits for it (``StreamConfig.first_audio_priority``);
+- ``gpt`` / ``dec``: the GPT's and the WavTokenizer decoder's weights (``fp32``, or ``int8``:
+  dynamically quantised linears and dense convolutions, :mod:`vxlib.quant`);
 - ``proc/audio``: first text piece -> last chunk ready, over the audio's duration (< 1: faster
   than real time);
 - with ``+llvc``: the same after the LLVC stage (24 -> 16 kHz streaming resampling and
   :class:`~vxlib.llvc.StreamingConverter`, the ``llvc`` recipe's size, random init).
 
-Quality: the first sentence's streamed waveform against one decode of the same codes (SNR,
-overall and at the worst seam, usually the first chunk's), next to the reference's context-free
-per-chunk decoding of the same chunks (``ref``). The machine is shared: the load average is printed.
+Quality: the first sentence's streamed waveform against one decode of the same codes by the same
+decoder (SNR, overall and at the worst seam, usually the first chunk's), next to the reference's
+context-free per-chunk decoding of the same chunks (``ref``); with the int8 decoder also the SNR of
+its whole decode against the fp32 decoder's (``int8 vs fp32``). The machine is shared: the load average is printed.
 """
 
 from __future__ import annotations
@@ -58,20 +62,25 @@ def seam_quality(streamer: MultiQueueStreamer, stream) -> dict[str, float]:
     reference's way (each chunk decoded alone, no look-ahead, no crossfade) with the same chunks."""
     first = [c for c in stream.chunks if c.sentence == 0]
     codes = [k for c in first for k in c.codes]
+    codec = streamer.replicas[0].decoder.codec
     with torch.inference_mode():
-        whole = streamer.stack.codec.decode(torch.tensor(codes))[0].numpy()
+        whole = codec.decode(torch.tensor(codes))[0].numpy()
+        fp32 = streamer.stack.codec.decode(torch.tensor(codes))[0].numpy()
     seams = list(np.cumsum([c.audio.size for c in first])[:-1])
     ours = seam_snr_db(np.concatenate([c.audio for c in first]), whole, seams)
-    naive = SeamlessDecoder(streamer.stack.codec, 0, 0, 0).decode_all(codes, [c.tokens for c in first[:-1]])
+    naive = SeamlessDecoder(codec, 0, 0, 0).decode_all(codes, [c.tokens for c in first[:-1]])
     ref = seam_snr_db(naive, whole, seams)
-    return {**ours, "ref_snr_db": ref["snr_db"], "ref_worst_seam_snr_db": ref["worst_seam_snr_db"]}
+    return {**ours, "ref_snr_db": ref["snr_db"], "ref_worst_seam_snr_db": ref["worst_seam_snr_db"],
+            "vs_fp32_db": seam_snr_db(whole, fp32)["snr_db"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vxlib.bench tts", description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--first-chunk", type=int, nargs="+", default=[4, 10], help="initial_dump_size_1 values")
-    ap.add_argument("--lookahead", type=int, default=StreamConfig.lookahead)
+    ap.add_argument("--lookahead", type=int, nargs="+", default=[StreamConfig.lookahead])
+    ap.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"], help="GPT weights")
+    ap.add_argument("--decoder", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"], help="decoder weights")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-llvc", action="store_true")
     ap.add_argument("--llvc-config", default=os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "llvc", "config.json"))
@@ -89,14 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         voice = TargetVoiceStage(build_model(cfg).eval(), int(cfg["data"]["sr"]), stack.sample_rate)
     print(f"{stack.label}; WavTokenizer decoder full size, random init; torch {torch.__version__}; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; medians of {args.repeats}")
-    print(f"text: {len(TEXT)} characters, 2 sentences, all available at t=0; lookahead {args.lookahead} tokens; "
+    print(f"text: {len(TEXT)} characters, 2 sentences, all available at t=0; "
           f"decode from the sentence start; PAD tail capped at {MAX_PAD} tokens")
-    print(f"{'threads':>7} {'first':>5} {'stage':>6} {'first audio ms':>14} {'proc/audio':>10} {'SNR dB':>7} "
-          f"{'worst seam dB':>13} {'ref SNR dB':>10} {'ref worst seam':>14}")
+    print(f"{'threads':>7} {'gpt':>4} {'dec':>4} {'first':>5} {'ahead':>5} {'stage':>6} {'first audio ms':>14} {'proc/audio':>10} "
+          f"{'SNR dB':>7} {'worst seam dB':>13} {'ref SNR dB':>10} {'ref worst seam':>14} {'int8 vs fp32':>12}")
+    configs = [(p, d, f, la) for p in args.precision for d in args.decoder for f in args.first_chunk for la in args.lookahead]
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for first in args.first_chunk:
-            cfg = StreamConfig(initial_dump_size_1=first, lookahead=args.lookahead, max_pad_tokens=MAX_PAD)
+        for precision, dec, first, lookahead in configs:
+            cfg = StreamConfig(initial_dump_size_1=first, lookahead=lookahead, crossfade=min(320, lookahead * 320),
+                               max_pad_tokens=MAX_PAD, gpt_precision=precision, decoder_precision=dec)
             streamer = MultiQueueStreamer(stack, cfg)
             _run(streamer, None)  # warm-up (allocator, kernels)
             for stage in ["tts"] + ([] if voice is None else ["+llvc"]):
@@ -105,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 proc = statistics.median(r["proc_per_audio"] for r in runs)
                 q = seam_quality(streamer, runs[-1]["stream"]) if stage == "tts" else None
                 qs = (f"{q['snr_db']:>7.1f} {q['worst_seam_snr_db']:>13.1f} {q['ref_snr_db']:>10.1f} "
-                      f"{q['ref_worst_seam_snr_db']:>14.1f}") if q else ""
-                print(f"{threads:>7} {first:>5} {stage:>6} {ttfa:>14.1f} {proc:>10.2f} {qs}", flush=True)
+                      f"{q['ref_worst_seam_snr_db']:>14.1f} {q['vs_fp32_db'] if dec == 'int8' else '-':>12.5}") if q else ""
+                print(f"{threads:>7} {precision:>4} {dec:>4} {first:>5} {lookahead:>5} {stage:>6} {ttfa:>14.1f} {proc:>10.2f} {qs}",
+                      flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     return 0

@@ -1,7 +1,7 @@
 """LLMVoX: the streaming speech-token GPT and its text side.
 
 - :mod:`vxlib.llmvox.model` -- :class:`GPT` (official parameter names), :func:`load_checkpoint`,
-  :class:`KVCache`, :class:`InputEmbedder`, :class:`SpeechGenerator`, :func:`quantize_int8`;
+  :class:`KVCache`, :class:`InputEmbedder`, :class:`SpeechGenerator`, :class:`SpeculativeGenerator`, :func:`quantize_int8`;
 - :mod:`vxlib.llmvox.text` -- reference text ids (:func:`encode_text`) and embedding tables.
 """
 
@@ -14,6 +14,7 @@ from vxlib.llmvox.model import (
     InputEmbedder,
     KVCache,
     SpeechGenerator,
+    SpeculativeGenerator,
     load_checkpoint,
     quantize_int8,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "InputEmbedder",
     "KVCache",
     "SpeechGenerator",
+    "SpeculativeGenerator",
     "load_checkpoint",
     "quantize_int8",
     "encode_text",
