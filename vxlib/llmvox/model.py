@@ -402,14 +402,18 @@ class SpeechGenerator:
             raise ValueError(f"max_new_tokens {max_new_tokens} > the generator's max_len {self.cache.max_len}")
         self.embedder.check_ids(torch.as_tensor(list(text_ids) + [self.pad_id], dtype=torch.long))
         self.reset()
-        for n in range(max_new_tokens):
-            text_id = text_ids[n] if n < len(text_ids) else self.pad_id
-            code = self.step(text_id, temperature, top_k, generator)
+        for code in self._codes(text_ids, max_new_tokens, temperature, top_k, generator):
             if code == self.eoa_code:
                 return
             yield code
         if self.eoa_code is not None:
             warnings.warn(f"no end-of-audio code after {max_new_tokens} tokens: output cut there", RuntimeWarning, stacklevel=2)
+
+    def _codes(self, text_ids: list[int], n: int, temperature: float, top_k: int | None,
+               generator: torch.Generator | None) -> Iterator[int]:
+        """The next ``n`` codes from a reset state, one step each (EOA included, :meth:`stream` stops there)."""
+        for t in range(n):
+            yield self.step(text_ids[t] if t < len(text_ids) else self.pad_id, temperature, top_k, generator)
 
     def generate(self, text_ids: list[int], max_new_tokens: int = 2000, **sampling) -> torch.Tensor:
         """All codes of one utterance as a ``(T,)`` long tensor (without EOA)."""
@@ -503,30 +507,16 @@ class SpeculativeGenerator(SpeechGenerator):
         self.draft_cache.length = min(self.draft_cache.length, n + len(accepted))
         return accepted
 
-    def stream(
-        self,
-        text_ids: list[int],
-        max_new_tokens: int = 2000,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Iterator[int]:
+    def _codes(self, text_ids: list[int], n: int, temperature: float, top_k: int | None,
+               generator: torch.Generator | None) -> Iterator[int]:
         if temperature > 0:
             raise ValueError("SpeculativeGenerator decodes greedily; use SpeechGenerator for sampling")
-        if max_new_tokens > self.cache.max_len:
-            raise ValueError(f"max_new_tokens {max_new_tokens} > the generator's max_len {self.cache.max_len}")
-        self.embedder.check_ids(torch.as_tensor(list(text_ids) + [self.pad_id], dtype=torch.long))
-        self.reset()
         self.proposed = self.accepted = 0
         codes: list[int] = []
-        while len(codes) < max_new_tokens:
-            for code in self._round(text_ids, codes, max_new_tokens - len(codes)):
-                if code == self.eoa_code:
-                    return
+        while len(codes) < n:
+            for code in self._round(text_ids, codes, n - len(codes)):
                 codes.append(code)
                 yield code
-        if self.eoa_code is not None:
-            warnings.warn(f"no end-of-audio code after {max_new_tokens} tokens: output cut there", RuntimeWarning, stacklevel=2)
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> int:
