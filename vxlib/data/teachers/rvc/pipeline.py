@@ -94,14 +94,15 @@ class RVCPipeline:
 
     def __init__(self, model: RVCModel, content_encoder: ContentEncoder, *, f0_method: str = "harvest",
                  padding: Padding = Padding(), rmvpe_path: str | None = None,
-                 f0_extractor: Callable[[np.ndarray], np.ndarray] | None = None):
+                 f0_extractor: Callable[[np.ndarray], np.ndarray] | None = None, f0_device: str = "cpu"):
         self.model = model
         self.content_encoder = content_encoder
         if f0_extractor is None and f0_method not in pitch_mod.METHODS:
             raise ValueError(f"unknown f0 method {f0_method!r}; choose one of {', '.join(pitch_mod.METHODS)}")
         self.f0_method = f0_method
         self.padding = padding
-        self.f0_extractor = f0_extractor or (lambda x: pitch_mod.extract_f0(x, f0_method, rmvpe_path=rmvpe_path))
+        self.f0_extractor = f0_extractor or (
+            lambda x: pitch_mod.extract_f0(x, f0_method, rmvpe_path=rmvpe_path, device=f0_device))  # crepe/rmvpe run there
         self.t_pad = padding.samples(padding.x_pad)
         self.t_pad_tgt = self.t_pad * model.sample_rate // SAMPLE_RATE
         if self.t_pad_tgt * SAMPLE_RATE != self.t_pad * model.sample_rate:

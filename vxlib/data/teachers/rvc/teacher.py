@@ -68,7 +68,7 @@ class RVCTeacher(Teacher):
             self.content_source = getattr(content_encoder, "__name__", type(content_encoder).__name__)
             encoder = content_encoder
         self.pipeline = RVCPipeline(self.model, encoder, f0_method=f0_method, padding=padding,
-                                    rmvpe_path=None if rmvpe_path is None else str(rmvpe_path))
+                                    rmvpe_path=None if rmvpe_path is None else str(rmvpe_path), f0_device=device)
         self.f0_method, self.f0_up_key, self.sid, self.f0_relative = f0_method, f0_up_key, sid, f0_relative
         self.noise, self.seed = noise, seed
 
