@@ -32,7 +32,10 @@ Design choices, from the tokenizers measured on Piper "joe" speech in
   their variance (_variance_gain). A ridge decoder over neighbouring codes (context_frames > 0)
   is available but measured worse here.
 - WORLD synthesis runs on a grid 4x finer than the hop (world_synthesis): the largest single
-  gain, since WORLD at a 13.3 ms frame period loses much more than at its usual 5 ms.
+  gain, since WORLD at a 13.3 ms frame period loses much more than at its usual 5 ms. What is
+  still lost is the envelope's temporal resolution (one snapshot per 13.3 ms token); two
+  snapshots per token lift the unquantised ceiling from ~13% to ~8% WER but 4096 k-means codes
+  cannot carry them (25%+ WER), see docs/codec.md "Where the WORLD ceiling is lost".
 - k-means++ seeding runs on a fixed-size random subsample (~20k frames) so seeding 4096 centroids
   costs seconds; Lloyd iterations then run on all frames. Everything is seeded: a fit is
   deterministic for a given corpus, config and seed.
