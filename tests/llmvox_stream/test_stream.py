@@ -236,6 +236,26 @@ def test_int8_precision_streams_the_quantised_model(golden_stack):
     assert audio.size == sum(c.tokens for c in chunks) * golden_stack.codec.hop_length > 0
     with pytest.raises(ValueError, match="gpt_precision"):
         StreamConfig(gpt_precision="fp16")
+    with pytest.raises(ValueError, match="replica_threads"):
+        StreamConfig(replica_threads=-1)
+
+
+def test_replica_threads_set_each_replica_threads_team(golden_stack):
+    import torch
+
+    seen = []
+    original = MultiQueueStreamer(golden_stack, StreamConfig(replica_threads=1, **SMALL))
+    speak = original.replicas[0].speak
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return speak(*args, **kwargs)
+
+    original.replicas[0].speak = spy
+    before = torch.get_num_threads()
+    original.speak("One two. Three four.")
+    assert seen == [1]
+    assert torch.get_num_threads() == before  # the caller's own setting is untouched
 
 
 def test_int8_decoder_where_the_codec_has_one(golden_stack, world_stack):

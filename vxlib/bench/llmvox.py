@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per figure; medians are printed")
     ap.add_argument("--agree-tokens", type=int, default=300)
     ap.add_argument("--skip-naive", action="store_true", help="leave out the concatenating-cache loop")
-    ap.add_argument("--draft-tokens", type=int, default=4, help="codes drafted per round by the spec variant")
+    ap.add_argument("--draft-tokens", type=int, default=2, help="codes drafted per round by the spec variant")
     args = ap.parse_args(argv)
 
     torch.manual_seed(0)

@@ -446,7 +446,7 @@ class SpeculativeGenerator(SpeechGenerator):
         model: GPT,
         embedder: InputEmbedder,
         draft: GPT | None = None,
-        draft_tokens: int = 4,
+        draft_tokens: int = 2,
         max_len: int = 2048,
         position_mode: PositionMode = "reference",
         pad_id: int = 384,

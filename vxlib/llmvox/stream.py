@@ -198,8 +198,17 @@ class StreamConfig:
     # replicas share the cores, and B's sentence plays after A's anyway (off: both start at once,
     # as the reference does with one GPU per replica)
     first_audio_priority: bool = True
+    # intra-op CPU threads of each replica's thread (0: half the machine's cores, at least 1). Each
+    # Python thread that runs torch ops gets its own OpenMP team; two replicas with a team as large
+    # as the machine oversubscribe the cores and their spinning workers slow each other down
+    # (measured: an int8 GPT step 2.1 ms on the main thread, 5-8 ms in a second thread with 2
+    # threads each, 3.1-3.4 ms with one). Note torch.set_num_threads also sets the default of
+    # threads started later in the process.
+    replica_threads: int = 0
 
     def __post_init__(self):
+        if self.replica_threads < 0:
+            raise ValueError(f"replica_threads must be >= 0 (0: automatic), got {self.replica_threads}")
         for name in ("gpt_precision", "decoder_precision"):
             if getattr(self, name) not in ("fp32", "int8"):
                 raise ValueError(f"{name} must be 'fp32' or 'int8', got {getattr(self, name)!r}")
@@ -651,6 +660,10 @@ class SpeechStream:
 
     def _replica_loop(self, replica: Replica, inbox: ClosableQueue) -> None:
         token = self.group.token
+        if replica.stack.model_for("fp32").lm_head.weight.device.type == "cpu":
+            threads = self.streamer.config.replica_threads or max(1, (os.cpu_count() or 2) // 2)
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
         while True:
             try:
                 sentence = inbox.get()
