@@ -11,6 +11,9 @@ side's own latency. Per configuration, medians over ``--repeats`` runs:
 
 - ``first audio ms``: first text piece -> first chunk ready (GPT steps for the first chunk and its
   look-ahead, plus one decode); replica B waits for it (``StreamConfig.first_audio_priority``);
+- ``threads``: intra-op threads of each replica (``StreamConfig.replica_threads``; replica B
+  waits for the first chunk, so the first audio has replica A's threads to itself) and of this
+  process's main thread; the LLVC stage always runs one (``TargetVoiceStage.THREADS``);
 - ``gpt`` / ``dec``: the GPT's and the WavTokenizer decoder's weights (``fp32``, or ``int8``:
   dynamically quantised linears and dense convolutions, :mod:`vxlib.quant`);
 - ``proc/audio``: first text piece -> last chunk ready, over the audio's duration (< 1: faster
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
         for precision, dec, first, lookahead in configs:
             cfg = StreamConfig(initial_dump_size_1=first, lookahead=lookahead, crossfade=min(320, lookahead * 320),
-                               max_pad_tokens=MAX_PAD, gpt_precision=precision, decoder_precision=dec)
+                               max_pad_tokens=MAX_PAD, gpt_precision=precision, decoder_precision=dec,
+                               replica_threads=threads)
             streamer = MultiQueueStreamer(stack, cfg)
             _run(streamer, None)  # warm-up (allocator, kernels)
             for stage in ["tts"] + ([] if voice is None else ["+llvc"]):

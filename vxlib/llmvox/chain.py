@@ -23,6 +23,7 @@ from vxlib.llvc.inference import load_model
 from vxlib.llvc.model import Net
 from vxlib.llvc.streaming import StreamingConverter
 from vxlib.stream.timing import ChunkTiming, Clock, MonotonicClock
+from vxlib.stream.workers import intra_op_threads
 
 __all__ = ["TargetVoiceStage"]
 
@@ -56,12 +57,19 @@ class TargetVoiceStage:
         self.resampler = StreamResampler(self.tts_rate, self.model_rate, quality=self.RESAMPLE_QUALITY)
         self.converter.reset()
 
+    # LLVC's streaming step is hundreds of tiny ops that gain nothing from a second thread (docs/llvc.md);
+    # here it also shares the CPU with the TTS replicas, and an OpenMP team of two threads whose worker
+    # waits for a core makes every op wait (measured: first audio through LLVC 470 ms instead of ~120).
+    THREADS = 1
+
     def process(self, audio: np.ndarray) -> np.ndarray:
-        return self.converter.process(self.resampler.process(audio))
+        with intra_op_threads(self.THREADS):
+            return self.converter.process(self.resampler.process(audio))
 
     def flush(self) -> np.ndarray:
-        rest = self.converter.process(self.resampler.flush())
-        out = np.concatenate([rest, self.converter.flush()])
+        with intra_op_threads(self.THREADS):
+            rest = self.converter.process(self.resampler.flush())
+            out = np.concatenate([rest, self.converter.flush()])
         self.reset()
         return out
 

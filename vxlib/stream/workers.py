@@ -12,8 +12,9 @@ so a finished or abandoned request leaves no thread behind.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 __all__ = ["CancelToken", "Cancelled", "Closed", "ClosableQueue", "WorkerGroup"]
 
@@ -162,3 +163,23 @@ class WorkerGroup:
         stuck = [t.name for t in self._threads if t.is_alive()]
         if stuck:
             raise RuntimeError(f"{self.name}: threads still running {self.join_timeout} s after cancel: {stuck}")
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads on the calling thread, then restore its count.
+
+    Each Python thread that runs torch ops has its own OpenMP team; streaming stages of tiny ops
+    (LLVC, the TTS replicas) sharing a small CPU run best with small teams. ``torch.set_num_threads``
+    also sets the default of threads started later, which the restore puts back too."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
