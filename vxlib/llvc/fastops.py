@@ -27,23 +27,30 @@ def _jit(fn):
 
 
 @_jit
+def _ln_moments(x, t, eps):  # pragma: no cover - compiled
+    """LayerNorm's mean and 1/sqrt(var + eps) of row ``t`` of ``x`` (n, C)."""
+    C = x.shape[1]
+    s = 0.0
+    for c in range(C):
+        s += x[t, c]
+    mean = s / C
+    v = 0.0
+    for c in range(C):
+        dev = x[t, c] - mean
+        v += dev * dev
+    return mean, 1.0 / math.sqrt(v / C + eps)
+
+
+@_jit
 def depthwise_ln_relu(win, d, taps, bias, gamma, beta, eps, out):  # pragma: no cover - compiled
     """out[t] = relu(LN(bias + taps[0]*win[t] + taps[1]*win[t+d] + taps[2]*win[t+2d])), t < out rows.
 
     win (2d + n, C), taps (3, C), out (n, C)."""
     n, C = out.shape
     for t in range(n):
-        s = 0.0
         for c in range(C):
-            h = bias[c] + taps[0, c] * win[t, c] + taps[1, c] * win[t + d, c] + taps[2, c] * win[t + 2 * d, c]
-            out[t, c] = h
-            s += h
-        mean = s / C
-        v = 0.0
-        for c in range(C):
-            dev = out[t, c] - mean
-            v += dev * dev
-        inv = 1.0 / math.sqrt(v / C + eps)
+            out[t, c] = bias[c] + taps[0, c] * win[t, c] + taps[1, c] * win[t + d, c] + taps[2, c] * win[t + 2 * d, c]
+        mean, inv = _ln_moments(out, t, eps)
         for c in range(C):
             y = (out[t, c] - mean) * inv * gamma[c] + beta[c]
             out[t, c] = y if y > 0.0 else 0.0
@@ -54,15 +61,7 @@ def ln_relu_residual(h, gamma, beta, eps, residual, out):  # pragma: no cover - 
     """out = residual + relu(LN(h)); all (n, C)."""
     n, C = h.shape
     for t in range(n):
-        s = 0.0
-        for c in range(C):
-            s += h[t, c]
-        mean = s / C
-        v = 0.0
-        for c in range(C):
-            dev = h[t, c] - mean
-            v += dev * dev
-        inv = 1.0 / math.sqrt(v / C + eps)
+        mean, inv = _ln_moments(h, t, eps)
         for c in range(C):
             y = (h[t, c] - mean) * inv * gamma[c] + beta[c]
             out[t, c] = residual[t, c] + (y if y > 0.0 else 0.0)
