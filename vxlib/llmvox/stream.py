@@ -40,7 +40,7 @@ from vxlib.codec.base import AudioCodec
 from vxlib.llmvox.model import EOA_CODE, GPT, GPTConfig, InputEmbedder, SpeechGenerator, load_checkpoint, quantize_int8
 from vxlib.llmvox.text import EOS_ID, PAD_ID, WORD_END_ID, default_byte_embedding
 from vxlib.stream.timing import ChunkTiming, Clock, MonotonicClock
-from vxlib.stream.workers import CancelToken, Cancelled, Closed, ClosableQueue, WorkerGroup
+from vxlib.stream.workers import CancelToken, Cancelled, Closed, ClosableQueue, WorkerGroup, intra_op_threads
 
 __all__ = [
     "StreamConfig",
@@ -202,8 +202,7 @@ class StreamConfig:
     # Python thread that runs torch ops gets its own OpenMP team; two replicas with a team as large
     # as the machine oversubscribe the cores and their spinning workers slow each other down
     # (measured: an int8 GPT step 2.1 ms on the main thread, 5-8 ms in a second thread with 2
-    # threads each, 3.1-3.4 ms with one). Note torch.set_num_threads also sets the default of
-    # threads started later in the process.
+    # threads each, 3.1-3.4 ms with one). The caller's and the process's settings are restored.
     replica_threads: int = 0
 
     def __post_init__(self):
@@ -659,24 +658,23 @@ class SpeechStream:
             self._order.close()
 
     def _replica_loop(self, replica: Replica, inbox: ClosableQueue) -> None:
-        token = self.group.token
-        if replica.stack.model_for("fp32").lm_head.weight.device.type == "cpu":
-            threads = self.streamer.config.replica_threads or max(1, (os.cpu_count() or 2) // 2)
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-        while True:
-            try:
-                sentence = inbox.get()
-            except Closed:
-                return
-            if sentence.index > 0 and self.streamer.config.first_audio_priority:
-                while not self._first_audio.wait(0.005):
-                    token.raise_if_cancelled()
-            try:
-                replica.speak(sentence, self.clock, token)
-            finally:
-                if sentence.index == 0:
-                    self._first_audio.set()  # also when sentence 0 produced no audio or failed
+        cfg = self.streamer.config
+        on_cpu = next(replica.stack.model.parameters()).device.type == "cpu"
+        threads = (cfg.replica_threads or max(1, (os.cpu_count() or 2) // 2)) if on_cpu else torch.get_num_threads()
+        with intra_op_threads(threads):  # this thread's own OpenMP team (see StreamConfig.replica_threads)
+            while True:
+                try:
+                    sentence = inbox.get()
+                except Closed:
+                    return
+                if sentence.index > 0 and cfg.first_audio_priority:
+                    while not self._first_audio.wait(0.005):
+                        self.group.token.raise_if_cancelled()
+                try:
+                    replica.speak(sentence, self.clock, self.group.token)
+                finally:
+                    if sentence.index == 0:
+                        self._first_audio.set()  # also when sentence 0 produced no audio or failed
 
     # -- consumer
 
