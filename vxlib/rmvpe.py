@@ -323,12 +323,9 @@ def decode_salience(salience: np.ndarray, threshold: float = THRESHOLD) -> np.nd
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: RMVPE weights not found (RVC ships them as assets/rmvpe/rmvpe.pt)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle/zip errors carry no file name
-        raise ValueError(f"{path}: cannot be read as a torch file with weights_only=True ({err})") from err
+    from vxlib.data.teachers.rvc.checkpoint import read_torch_file
+
+    state = read_torch_file(path, f"{path}: RMVPE weights not found (RVC ships them as assets/rmvpe/rmvpe.pt)")
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         found = f"a dict with keys {sorted(map(str, state))[:5]}" if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path}: expected a plain state dict (name -> tensor) as RVC's rmvpe.pt, found {found}")

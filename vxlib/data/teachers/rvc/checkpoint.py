@@ -115,6 +115,17 @@ def load_state_dict_checked(module: torch.nn.Module, state: dict[str, torch.Tens
     module.load_state_dict(given, strict=True)
 
 
+def read_torch_file(path: Path, missing: str, missing_error: type[Exception] = FileNotFoundError):
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing file raises ``missing_error(missing)``
+    and an unreadable one :class:`CheckpointError`, both naming the file (torch's errors do not)."""
+    if not path.is_file():
+        raise missing_error(missing)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle/zip errors carry no file name
+        raise CheckpointError(f"{path}: cannot be read as a torch file with weights_only=True ({err})") from err
+
+
 def load_rvc(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> RVCModel:
     """Load an official RVC v1/v2 inference ``.pth`` (with or without f0) for inference.
 
@@ -122,12 +133,7 @@ def load_rvc(path: str | os.PathLike, device: str | torch.device = "cpu", dtype:
     what the golden conformance data was computed in).
     """
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: RVC model file not found")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle/zip errors carry no file name
-        raise CheckpointError(f"{p}: cannot be read as a torch file with weights_only=True ({err})") from err
+    ckpt = read_torch_file(p, f"{p}: RVC model file not found", CheckpointError)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{p}: expected a dict, found {type(ckpt).__name__}")
     cfg, version = config_from_checkpoint(ckpt, str(p))
