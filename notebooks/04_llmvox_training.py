@@ -7,8 +7,8 @@
 #
 # 1. a **single-voice TTS corpus** (built here with Piper "joe" when `corpus_dir` is empty) is
 #    written in the reference JSON format `{speech_folder, speech_file, answer_text, id}`;
-# 2. the **codec** is the embedded WORLD tokenizer (fitted here on the training sentences in about a
-#    minute, 75 tokens/s at 24 kHz) or the official WavTokenizer files;
+# 2. the **codec** is the embedded WORLD tokenizer (fitted here on the training sentences in a
+#    few minutes, 75 tokens/s at 24 kHz) or the official WavTokenizer files;
 # 3. the audio is **tokenised once** into a cache (the reference re-encodes it in every step);
 # 4. the GPT is **trained** by `vxlib.llmvox.train` (the same loop as `python -m vxlib.llmvox.train`
 #    and `torchrun`), with a held-out validation split;
@@ -99,7 +99,9 @@ print(f"{dataset_json}: {len(records)} utterances -> {len(train_records)} train,
 # ## The codec
 # The embedded WORLD codec: k-means over WORLD vocoder frames (spectral envelope cepstra, band
 # aperiodicity, log f0, voicing), 4096 codes at 75 tokens/s; its codebook vectors are what the GPT
-# reads for the previous token. It is a stand-in for WavTokenizer that needs no download.
+# reads for the previous token. A small learned envelope decoder, trained in the same fit, turns the
+# codes around each token into the spectral envelope four times per token (docs/codec.md). It is a
+# stand-in for WavTokenizer that needs no download.
 
 # %%
 t0 = time.perf_counter()

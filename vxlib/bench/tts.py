@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vxlib.bench tts", description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--first-chunk", type=int, nargs="+", default=[4, 10], help="initial_dump_size_1 values")
-    ap.add_argument("--lookahead", type=int, nargs="+", default=[StreamConfig.lookahead])
+    ap.add_argument("--lookahead", type=int, nargs="+", default=[4])
     ap.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"], help="GPT weights")
     ap.add_argument("--decoder", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"], help="decoder weights")
     ap.add_argument("--repeats", type=int, default=5)

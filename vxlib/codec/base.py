@@ -48,6 +48,13 @@ class AudioCodec(ABC):
         return self.sample_rate / self.hop_length
 
     @property
+    def lookahead_samples(self) -> int | None:
+        """How far past a sample the codes its decoded value depends on reach, for codecs whose
+        decoder has a bounded right context (a chunked decoder holding back that many samples' worth
+        of codes reproduces the whole decode); ``None`` when it is unbounded (non-causal decoders)."""
+        return None
+
+    @property
     @abstractmethod
     def codebook(self) -> torch.Tensor:
         """``(codebook_size, feature_dim)`` float32 per-code feature vectors."""

@@ -4,9 +4,10 @@ LLMVoX speaks through WavTokenizer (one 4096-entry codebook, 75 tokens/s, 512-d 
 Its weights are a download; this codec is the stand-in that is fitted on the local corpus on a
 CPU (a few minutes on an idle 2-core machine), so the training and demo notebooks run with no
 network at all. It is *not* WavTokenizer and not the paper's tokenizer: it is k-means over WORLD
-vocoder parameters. Measured quality (docs/codec.md, ``python -m vxlib.bench codec``): Whisper
-tiny.en WER ~18% on held-out Piper sentences vs 6.4% for the original audio and 13% for
-unquantised WORLD resynthesis -- intelligible, but short of the 10% the LLMVoX issue asks for.
+vocoder parameters, decoded with a small learned envelope decoder. Measured quality
+(docs/codec.md, ``python -m vxlib.bench codec``): 8.9 / 10.6 / 12.1% Whisper tiny.en WER on 100
+held-out sentences for fit seeds 0 / 1 / 2 (original audio 3.6%) -- around the 10% the LLMVoX
+issue asks for.
 
 One token per hop of 320 samples (13.3 ms):
 
@@ -17,7 +18,10 @@ One token per hop of 320 samples (13.3 ms):
       -> nearest of K centroids         -> code
     code -> centroid (D,) -> zero-pad to feature_dim                      = codes_to_features (GPT input)
     codes -> centroids -> linear decoder (with the variance gain) -> de-normalise -> 3-frame smoothing
-          -> interpolate to 4 subframes per hop -> WORLD synthesis -> wav (N * 320,)
+          -> interpolate to 4 subframes per hop: aperiodicity, f0, voicing
+    codes -> centroids t-3..t+3 -> envelope decoder (vxlib.codec.envelope_decoder) -> envelope at
+          each of the 4 subframes of token t
+          -> WORLD synthesis on the subframe grid -> wav (N * 320,)
 
 Design choices, from the tokenizers measured on Piper "joe" speech in
 ../shared/spec/environment.md ("Offline single-codebook tokenizers") and docs/codec.md:
@@ -25,8 +29,9 @@ Design choices, from the tokenizers measured on Piper "joe" speech in
   cepstra inflates the noisy high quefrencies and wastes centroids on them (26% Whisper WER in
   environment.md); one scale shared by all cepstra keeps their natural energy ordering.
 - log f0 is interpolated through unvoiced frames (a smooth, always-defined trajectory) and
-  weighted x3 before clustering; the voicing flag x10, so no cluster mixes voiced and unvoiced
-  frames.
+  weighted x1 at unit variance before clustering (x3, environment.md's choice, spends centroids on
+  pitch that the envelope needs more: 13.1% vs 8.9% held-out WER with the envelope decoder); the
+  voicing flag x10, so no cluster mixes voiced and unvoiced frames.
 - Decoded centroid sequences are piecewise constant and too flat: a centred moving average over
   3 frames removes the steps, and a per-dimension gain fitted on the training frames restores
   their variance (_variance_gain). A ridge decoder over neighbouring codes (context_frames > 0)
@@ -35,7 +40,11 @@ Design choices, from the tokenizers measured on Piper "joe" speech in
   gain, since WORLD at a 13.3 ms frame period loses much more than at its usual 5 ms. What is
   still lost is the envelope's temporal resolution (one snapshot per 13.3 ms token); two
   snapshots per token lift the unquantised ceiling from ~13% to ~8% WER but 4096 k-means codes
-  cannot carry them (25%+ WER), see docs/codec.md "Where the WORLD ceiling is lost".
+  cannot carry them (25%+ WER), see docs/codec.md "Where the WORLD ceiling is lost". What the
+  codes around a token say about the envelope inside it can be learned, though: the envelope
+  decoder, trained on the fit corpus against a 3.33 ms analysis, took the held-out WER from
+  17.7% to 13.1%, and to 8.9-12.1% (three seeds) with pitch weight 1 (docs/codec.md, "A learned
+  envelope decoder").
 - k-means++ seeding runs on a fixed-size random subsample (~20k frames) so seeding 4096 centroids
   costs seconds; Lloyd iterations then run on all frames. Everything is seeded: a fit is
   deterministic for a given corpus, config and seed.
@@ -45,10 +54,11 @@ Lengths: the waveform is zero-padded at the end to a whole number of hops, so
 which also rounds the input up to a whole number of tokens). Frame ``n`` is analysed at sample
 ``n * 320``; the synthesiser places it at the same time, so the output is aligned with the input.
 
-Lookahead (for chunked, streaming decoding): decoded frame ``t`` needs codes up to
-``t + config.lookahead_frames`` (1 with the defaults: the smoothing); a sample needs the codes
-up to ``config.lookahead_samples`` after it (1152 samples = 48 ms = 3.6 tokens with the
-defaults, see there), so a chunked decoder must hold back 4 codes: the TTS streamer's default.
+Lookahead (for chunked, streaming decoding): token ``t``'s decoded parameters need codes up to
+``t + config.lookahead_frames`` (3 with the defaults: the envelope decoder's right context); a
+sample needs the codes up to ``config.lookahead_samples`` after it (1792 samples = 75 ms = 5.6
+tokens with the defaults, see there). The TTS streamer holds back enough codes by default
+(``vxlib.llmvox.stream.default_lookahead``: 7 with its 320-sample crossfade).
 """
 
 from __future__ import annotations
@@ -68,8 +78,9 @@ import torch.nn.functional as F
 
 from vxlib.audio import AudioError
 from vxlib.codec.base import AudioCodec, CodecError
+from vxlib.codec.envelope_decoder import EnvelopeDecoder, fit_envelope_decoder
 
-__all__ = ["WorldCodecConfig", "WorldCodec", "world_features", "world_synthesis", "fit_ridge_decoder", "kmeans", "corpus_files", "main"]
+__all__ = ["WorldCodecConfig", "WorldCodec", "world_features", "world_fine_envelope", "world_synthesis", "fit_ridge_decoder", "kmeans", "corpus_files", "main"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "world_codec.pt"
@@ -99,13 +110,25 @@ class WorldCodecConfig:
     n_cepstra: int = 40  # coded spectral envelope dims (pyworld.code_spectral_envelope)
     f0_floor: float = 60.0  # Hz; Piper "joe" is a low male voice
     f0_ceil: float = 500.0  # Hz
-    pitch_weight: float = 3.0  # weight of (unit-variance) log f0 vs the cepstra in the k-means distance
+    # weight of (unit-variance) log f0 vs the cepstra in the k-means distance: 1, not 3 -- with the
+    # envelope decoder the envelope is what the codes lack, not pitch (3 / 1.5 / 1 / 0.5: 13.1 / 10.5 /
+    # 8.9 / 10.4% held-out WER at seed 0, docs/codec.md)
+    pitch_weight: float = 1.0
     voicing_weight: float = 10.0  # weight of the (unit-variance) voiced/unvoiced flag: clusters never mix voiced and unvoiced
     smoothing_frames: int = 3  # centred moving average over decoded frames (1 = off)
     context_frames: int = 0  # ridge decoder reads codes t-r..t+r; r = 1, 2 measured worse than 0 + smoothing (docs/codec.md)
     ridge_lambda: float = 1e-3  # ridge penalty, relative to the mean diagonal of the decoder's Gram matrix
     variance_gain: bool = True  # rescale decoded dims to the training frames' spread (see _variance_gain)
     synthesis_subframes: int = 4  # WORLD synthesises on a grid this many times finer than the hop (see world_synthesis)
+    # learned envelope decoder (vxlib.codec.envelope_decoder): the envelope at every synthesis
+    # subframe from codes t-left..t+right; off, the centroid cepstra are interpolated linearly
+    envelope_decoder: bool = True
+    envelope_left: int = 3  # codes before t it reads (free for streaming: the decoder re-synthesises from the start)
+    envelope_right: int = 3  # codes after t it reads: the decoder's lookahead (3 measured better than 1 or 2, docs/codec.md)
+    envelope_hidden: int = 384
+    envelope_layers: int = 2
+    envelope_epochs: int = 40  # ~1 min on one core for 15 min of speech
+    envelope_lr: float = 2e-3
     kmeans_iters: int = 30  # Lloyd iterations after k-means++ seeding
     kmeans_seed_frames: int = 20000  # subsample on which k-means++ picks the initial centroids
     seed: int = 0
@@ -119,6 +142,9 @@ class WorldCodecConfig:
             raise ValueError(f"context_frames must be >= 0, got {self.context_frames}")
         if self.feature_dim < self.frame_dim:
             raise ValueError(f"feature_dim {self.feature_dim} < natural frame dim {self.frame_dim}")
+        if self.envelope_left < 0 or self.envelope_right < 0 or self.envelope_hidden < 1 or self.envelope_layers < 1:
+            raise ValueError("envelope_left/right must be >= 0 and envelope_hidden/layers >= 1, got "
+                             f"{self.envelope_left}, {self.envelope_right}, {self.envelope_hidden}, {self.envelope_layers}")
 
     @property
     def n_aperiodicity(self) -> int:
@@ -137,15 +163,18 @@ class WorldCodecConfig:
 
     @property
     def lookahead_frames(self) -> int:
-        """Codes after frame t that decoded frame t depends on (decoder context + smoothing)."""
-        return self.context_frames + self.smoothing_frames // 2
+        """Codes after token t that its decoded parameters depend on: the source frame (decoder
+        context + smoothing) and the envelope decoder's right context, whichever reaches further
+        (the interpolation towards token t + 1 is counted in :attr:`lookahead_samples`)."""
+        envelope = self.envelope_right if self.envelope_decoder else 0
+        return max(self.context_frames + self.smoothing_frames // 2, envelope)
 
     @property
     def lookahead_samples(self) -> int:
         """How far past a sample the codes it depends on reach: decoded frames, plus one frame for
         the interpolation towards the next frame, plus half of WORLD's FFT window (each pitch
         pulse's response starts fft_size / 2 samples before the pulse). With the defaults
-        2 * 320 + 512 = 1152 samples (48 ms, 3.6 tokens): a chunked decoder must hold back 4 codes."""
+        4 * 320 + 512 = 1792 samples (75 ms, 5.6 tokens; 1152 samples without the envelope decoder)."""
         return (self.lookahead_frames + 1) * self.hop_length + self.fft_size // 2
 
     @property
@@ -206,6 +235,32 @@ def world_features(wav: np.ndarray | torch.Tensor, cfg: WorldCodecConfig, where:
     return np.concatenate([cep, bap, lf0[:, None], voiced[:, None].astype(np.float64)], axis=1)
 
 
+def world_fine_envelope(wav: np.ndarray | torch.Tensor, cfg: WorldCodecConfig, where: str = "waveform") -> np.ndarray:
+    """The coded spectral envelope at every synthesis subframe, the envelope decoder's training
+    target: ``(N * U, n_cepstra)`` float64, ``U = cfg.synthesis_subframes``, row ``k`` analysed at
+    sample ``k * hop / U`` (row ``n * U`` is token ``n``'s instant).
+
+    CheapTrick needs an f0 at each instant: DIO + StoneMask run at their customary 5 ms (DIO's
+    post-processing counts frames, and it tracks better at 5 ms than at 13.3 or 3.33 ms,
+    docs/codec.md); log f0 is interpolated onto the fine instants, unvoiced where the nearest 5 ms
+    frame is.
+    """
+    pw = _pyworld()
+    x = _as_wave(wav, where)
+    hop, u, sr = cfg.hop_length, cfg.synthesis_subframes, cfg.sample_rate
+    n = math.ceil(x.size / hop)
+    x = np.pad(x, (0, n * hop - x.size))
+    f0, t = pw.dio(x, sr, f0_floor=cfg.f0_floor, f0_ceil=cfg.f0_ceil, frame_period=5.0)
+    f0 = pw.stonemask(x, f0, t, sr)
+    fine_t = np.arange(n * u) * (hop / u) / sr  # (N * U,) seconds
+    voiced = f0 > 0
+    nearest = np.clip(np.round(fine_t / 0.005).astype(int), 0, f0.size - 1)
+    lf0 = np.interp(fine_t, t[voiced], np.log(f0[voiced])) if voiced.any() else np.full(fine_t.shape, math.log(100.0))
+    fine_f0 = np.ascontiguousarray(np.where(voiced[nearest], np.exp(lf0), 0.0))
+    sp = pw.cheaptrick(x, fine_f0, np.ascontiguousarray(fine_t), sr, fft_size=cfg.fft_size)
+    return pw.code_spectral_envelope(sp, sr, cfg.n_cepstra)  # (N * U, n_cepstra)
+
+
 def _interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     if not voiced.any():
         return np.full(f0.shape, math.log(100.0))
@@ -213,9 +268,10 @@ def _interpolate_log_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[voiced], np.log(f0[voiced]))
 
 
-def world_synthesis(frames: np.ndarray, cfg: WorldCodecConfig) -> np.ndarray:
+def world_synthesis(frames: np.ndarray, cfg: WorldCodecConfig, fine_cepstra: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`world_features` (up to the analysis loss): ``(N, frame_dim)`` -> ``(N * hop,)``
-    float32.
+    float32. ``fine_cepstra`` ``(N * U, n_cepstra)``, if given, is the envelope at every subframe
+    (from the envelope decoder, or :func:`world_fine_envelope`) and replaces the interpolated one.
 
     The frames are linearly interpolated onto a grid ``cfg.synthesis_subframes`` times finer than
     the hop (in the coded domains: cepstra = log-mel envelope, band aperiodicity in dB, log f0,
@@ -234,6 +290,10 @@ def world_synthesis(frames: np.ndarray, cfg: WorldCodecConfig) -> np.ndarray:
     grid = np.arange(n * u + 1) / u  # fine instants, in frames
     fine = np.stack([np.interp(grid, np.arange(n + 1), col) for col in closed.T], axis=1)  # (N * u + 1, D)
     nc, na = cfg.n_cepstra, cfg.n_aperiodicity
+    if fine_cepstra is not None:
+        if fine_cepstra.shape != (n * u, nc):
+            raise ValueError(f"fine_cepstra has shape {fine_cepstra.shape}, expected {(n * u, nc)}")
+        fine[:, :nc] = np.concatenate([fine_cepstra, fine_cepstra[-1:]], axis=0)  # the closing instant holds the last
     cep = np.ascontiguousarray(fine[:, :nc])
     bap = np.ascontiguousarray(np.minimum(fine[:, nc : nc + na], 0.0))  # aperiodicity is <= 0 dB
     f0 = np.ascontiguousarray(np.where(fine[:, -1] > 0.5, np.exp(fine[:, -2]), 0.0))
@@ -365,7 +425,8 @@ class WorldCodec(AudioCodec):
     invertible, and leaves the distances between codebook vectors as k-means saw them.
     """
 
-    def __init__(self, config: WorldCodecConfig, centroids: np.ndarray, mean: np.ndarray, scale: np.ndarray, decoder: np.ndarray):
+    def __init__(self, config: WorldCodecConfig, centroids: np.ndarray, mean: np.ndarray, scale: np.ndarray, decoder: np.ndarray,
+                 envelope: dict[str, torch.Tensor] | None = None, envelope_gain: np.ndarray | None = None):
         self.config = config
         d = config.frame_dim
         expected = {"centroids": (config.codebook_size, d), "mean": (d,), "scale": (d,), "decoder": (config.decoder_inputs, d)}
@@ -382,10 +443,28 @@ class WorldCodec(AudioCodec):
         self.scale = np.asarray(scale, dtype=np.float64)  # (D,), multiplies (x - mean)
         self.decoder = np.asarray(decoder, dtype=np.float64)  # (decoder_inputs, D) ridge weights, normalised space
         self._codebook = F.pad(self.centroids, (0, config.feature_dim - config.frame_dim))  # (K, feature_dim)
+        self.envelope: EnvelopeDecoder | None = None
+        self.envelope_gain: np.ndarray | None = None  # (n_cepstra,) variance gain on the envelope decoder's output
+        if config.envelope_decoder:
+            if envelope is None or envelope_gain is None:
+                raise CodecError("the config asks for an envelope decoder (envelope_decoder: true) but no envelope weights were given")
+            self.envelope = _new_envelope_decoder(config)
+            try:
+                self.envelope.load_state_dict(envelope)
+            except RuntimeError as err:  # names the missing / unexpected / mis-shaped parameters
+                raise CodecError(f"WorldCodec envelope decoder weights do not match the config: {err}") from err
+            self.envelope.eval()
+            self.envelope_gain = np.asarray(envelope_gain, dtype=np.float64)
+            if self.envelope_gain.shape != (config.n_cepstra,):
+                raise CodecError(f"envelope_gain has shape {self.envelope_gain.shape}, expected {(config.n_cepstra,)}")
 
     @property
     def codebook(self) -> torch.Tensor:
         return self._codebook
+
+    @property
+    def lookahead_samples(self) -> int:
+        return self.config.lookahead_samples
 
     @torch.no_grad()
     def _encode(self, wav: torch.Tensor) -> torch.Tensor:
@@ -404,8 +483,21 @@ class WorldCodec(AudioCodec):
                 f"features have non-zero values in rows {d}..{self.feature_dim - 1}: they were not made by "
                 "WorldCodec.codes_to_features (its vectors are zero beyond the 45 WORLD dimensions)"
             )
-        out = [world_synthesis(self.decode_frames(z), self.config) for z in features[:, :d, :].transpose(1, 2).double().cpu().numpy()]
+        out = [world_synthesis(self.decode_frames(z), self.config, self.decode_envelope(z))
+               for z in features[:, :d, :].transpose(1, 2).double().cpu().numpy()]
         return torch.from_numpy(np.stack(out))  # (B, L * hop)
+
+    @torch.no_grad()
+    def decode_envelope(self, z: np.ndarray) -> np.ndarray | None:
+        """The envelope decoder's cepstra for one utterance: ``(L, frame_dim)`` normalised centroids
+        -> ``(L * U, n_cepstra)`` de-normalised (variance gain applied); ``None`` without the decoder
+        (the synthesis then interpolates the source frames' cepstra)."""
+        if self.envelope is None:
+            return None
+        zt = torch.from_numpy(np.ascontiguousarray(np.asarray(z, dtype=np.float32).T))[None]  # (1, D, L)
+        y = self.envelope(zt)[0].double().numpy() * self.envelope_gain  # (L * U, C), normalised
+        nc = self.config.n_cepstra
+        return y / self.scale[:nc] + self.mean[:nc]
 
     def decode_frames(self, z: np.ndarray) -> np.ndarray:
         """WORLD parameter frames for one utterance's codebook vectors: ``(L, frame_dim)`` normalised
@@ -422,17 +514,26 @@ class WorldCodec(AudioCodec):
         """Fit normaliser, codebook and ridge decoder on mono waveforms at ``config.sample_rate``
         (an iterable, consumed once). Deterministic for a given corpus order, config and seed."""
         config = config or WorldCodecConfig()
-        frames = [world_features(w, config, where=f"utterance {i}") for i, w in enumerate(wavs)]
-        return cls.fit_features(frames, config, log=log)
+        frames, fine = [], []
+        for i, w in enumerate(wavs):
+            frames.append(world_features(w, config, where=f"utterance {i}"))
+            if config.envelope_decoder:
+                fine.append(world_fine_envelope(w, config, where=f"utterance {i}"))
+        return cls.fit_features(frames, config, log=log, fine_envelopes=fine if config.envelope_decoder else None)
 
     @classmethod
     def fit_features(
-        cls, frames: list[np.ndarray], config: WorldCodecConfig, log: Callable[[str], None] | None = None
+        cls, frames: list[np.ndarray], config: WorldCodecConfig, log: Callable[[str], None] | None = None,
+        fine_envelopes: list[np.ndarray] | None = None,
     ) -> "WorldCodec":
-        """:meth:`fit` from per-utterance :func:`world_features` arrays ``(N_i, frame_dim)`` (analysis
+        """:meth:`fit` from per-utterance :func:`world_features` arrays ``(N_i, frame_dim)`` and, for
+        the envelope decoder, :func:`world_fine_envelope` arrays ``(N_i * U, n_cepstra)`` (analysis
         is most of the fit time; this lets one analysis serve several configs)."""
         if not frames:
             raise ValueError("WorldCodec.fit: the corpus is empty")
+        if config.envelope_decoder and (fine_envelopes is None or len(fine_envelopes) != len(frames)):
+            raise ValueError("WorldCodec.fit_features: envelope_decoder needs one world_fine_envelope array per utterance, got "
+                             f"{'none' if fine_envelopes is None else len(fine_envelopes)} for {len(frames)} utterances")
         x = np.concatenate(frames, axis=0)  # (M, D)
         if log:
             log(f"WORLD analysis: {len(frames)} utterances, {x.shape[0]} frames ({x.shape[0] / (config.sample_rate / config.hop_length):.0f} s)")
@@ -444,7 +545,19 @@ class WorldCodec(AudioCodec):
         decoder = fit_ridge_decoder(decoded, targets, config.context_frames, config.ridge_lambda)
         if config.variance_gain:
             decoder = decoder * _variance_gain(decoded, targets, decoder, config)  # (F, D) * (D,): scales output dims
-        return cls(config, centroids, mean, scale, decoder)
+        if not config.envelope_decoder:
+            return cls(config, centroids, mean, scale, decoder)
+        nc = config.n_cepstra
+        fine_targets = [(f - mean[:nc]) * scale[:nc] for f in fine_envelopes]  # normalised like the centroids' cepstra
+        model = _new_envelope_decoder(config)
+        t0 = time.perf_counter()
+        gain = fit_envelope_decoder([z.astype(np.float32) for z in decoded], fine_targets, model, config.envelope_epochs,
+                                    config.envelope_lr, config.seed, log=log)
+        if log:
+            log(f"envelope decoder: {sum(p.numel() for p in model.parameters())} parameters trained in {time.perf_counter() - t0:.0f} s")
+        if not config.variance_gain:
+            gain = np.ones(nc)
+        return cls(config, centroids, mean, scale, decoder, model.state_dict(), gain)
 
     # --- persistence: config.json (data) + world_codec.pt (three tensors, loadable weights_only)
     def save(self, directory: str | Path) -> Path:
@@ -453,6 +566,9 @@ class WorldCodec(AudioCodec):
         (d / CONFIG_FILE).write_text(json.dumps({"codec": "world", **asdict(self.config)}, indent=2) + "\n")
         state = {"centroids": self.centroids.clone(), "mean": torch.from_numpy(self.mean.copy()), "scale": torch.from_numpy(self.scale.copy()),
                  "decoder": torch.from_numpy(self.decoder.copy())}
+        if self.envelope is not None:
+            state["envelope_gain"] = torch.from_numpy(self.envelope_gain.copy())
+            state.update({f"envelope.{k}": v.clone() for k, v in self.envelope.state_dict().items()})
         torch.save(state, d / WEIGHTS_FILE)
         return d
 
@@ -468,15 +584,27 @@ class WorldCodec(AudioCodec):
             raise CodecError(f"{cfg_path}: not a WorldCodec config (missing \"codec\": \"world\")")
         config = WorldCodecConfig.from_dict(raw)
         state = torch.load(w_path, map_location="cpu", weights_only=True)
-        missing = sorted(set(_WEIGHT_KEYS) - set(state))
-        unexpected = sorted(set(state) - set(_WEIGHT_KEYS))
+        envelope = {k[len("envelope."):]: v for k, v in state.items() if k.startswith("envelope.")}
+        expected = set(_WEIGHT_KEYS)
+        if config.envelope_decoder:
+            expected |= {"envelope_gain"} | {f"envelope.{k}" for k in _new_envelope_decoder(config).state_dict()}
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected)
         if missing or unexpected:
-            raise CodecError(f"{w_path}: missing keys {missing}, unexpected keys {unexpected}")
+            raise CodecError(f"{w_path}: missing keys {missing}, unexpected keys {unexpected}"
+                             + (" (saved before the envelope decoder existed? re-fit, or set \"envelope_decoder\": false in config.json)"
+                                if "envelope_gain" in missing else ""))
         try:
-            return cls(config, *(state[k].numpy() for k in _WEIGHT_KEYS))
+            gain = state["envelope_gain"].numpy() if config.envelope_decoder else None
+            return cls(config, *(state[k].numpy() for k in _WEIGHT_KEYS), envelope=envelope or None, envelope_gain=gain)
         except CodecError as err:
             raise CodecError(f"{w_path}: {err}") from err
 
+
+
+def _new_envelope_decoder(cfg: WorldCodecConfig) -> EnvelopeDecoder:
+    return EnvelopeDecoder(cfg.frame_dim, cfg.n_cepstra, cfg.synthesis_subframes, cfg.envelope_left, cfg.envelope_right,
+                           cfg.envelope_hidden, cfg.envelope_layers)
 
 
 def _variance_gain(decoded: list[np.ndarray], targets: list[np.ndarray], decoder: np.ndarray, cfg: WorldCodecConfig) -> np.ndarray:

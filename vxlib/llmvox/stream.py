@@ -184,7 +184,10 @@ class StreamConfig:
     max_tokens_per_sentence: int = 8000  # the reference's cap (~107 s); also capped by the cache
     max_pad_tokens: int | None = None  # PAD steps allowed after the text (None: up to the cap above)
     left_context: int | None = None  # decode context in tokens (None: from the sentence start, see SeamlessDecoder)
-    lookahead: int = 4  # tokens held back per flush so a non-causal decoder sees right context
+    # tokens held back per flush so the decoder sees right context; None: what the codec needs to
+    # reproduce its whole decode (WorldCodec: lookahead_samples + crossfade, 7 tokens with its
+    # defaults), 4 for codecs without a bound (WavTokenizer)
+    lookahead: int | None = None
     crossfade: int = 320  # samples blended across each seam (<= lookahead * hop)
     temperature: float = 0.0  # 0: greedy, as the reference
     # "fp32" (the reference) or "int8": the GPT's linears dynamically quantised for CPU decoding
@@ -221,6 +224,20 @@ class StreamConfig:
 # seam-free chunk decoding
 
 
+UNBOUNDED_CODEC_LOOKAHEAD = 4  # tokens held back for a non-causal decoder (WavTokenizer): seams measured in docs/llmvox.md
+
+
+def default_lookahead(codec: AudioCodec, crossfade: int) -> int:
+    """Tokens a :class:`SeamlessDecoder` holds back by default: for a codec with a bounded
+    :attr:`~vxlib.codec.base.AudioCodec.lookahead_samples`, enough that the emitted samples and the
+    crossfade tail after them no longer change (chunks then equal the whole decode);
+    :data:`UNBOUNDED_CODEC_LOOKAHEAD` otherwise."""
+    bound = codec.lookahead_samples
+    if bound is None:
+        return max(UNBOUNDED_CODEC_LOOKAHEAD, math.ceil(crossfade / codec.hop_length))
+    return math.ceil((bound + crossfade) / codec.hop_length)
+
+
 class SeamlessDecoder:
     """Decodes a growing code sequence chunk by chunk so that the concatenated chunks match one
     decode of the whole sequence.
@@ -242,7 +259,9 @@ class SeamlessDecoder:
     ``push(codes)``, ``pull(final) -> (samples,)`` float32, ``reset()`` per utterance.
     """
 
-    def __init__(self, codec: AudioCodec, left_context: int | None = 32, lookahead: int = 4, crossfade: int = 320):
+    def __init__(self, codec: AudioCodec, left_context: int | None = 32, lookahead: int | None = None, crossfade: int = 320):
+        if lookahead is None:
+            lookahead = default_lookahead(codec, crossfade)
         if left_context is not None and left_context < 0 or lookahead < 0 or crossfade < 0:
             raise ValueError(f"need left_context, lookahead, crossfade >= 0, got {left_context}, {lookahead}, {crossfade}")
         if crossfade > lookahead * codec.hop_length:
