@@ -309,10 +309,15 @@ def test_envelope_decoder_fits_the_fine_envelope_better_than_interpolation(codec
     assert np.mean(err_net) < 0.8 * np.mean(err_interp)
 
 
-def test_fit_features_needs_the_fine_envelopes(corpus):
+def test_fit_features_needs_the_fine_envelopes(corpus, codec):
     cfg = WorldCodecConfig(**SMALL)
     with pytest.raises(ValueError, match="one world_fine_envelope array per utterance"):
         WorldCodec.fit_features([world_features(x, cfg) for x in corpus], cfg)
+    # envelope weights with a config that has no envelope decoder are refused, not ignored
+    no_env = WorldCodecConfig(**SMALL, envelope_decoder=False)
+    with pytest.raises(CodecError, match="envelope_decoder: false"):
+        WorldCodec(no_env, codec.centroids.numpy(), codec.mean, codec.scale, codec.decoder,
+                   codec.envelope.state_dict(), codec.envelope_gain)
 
 
 def test_kmeans_recovers_separated_clusters():

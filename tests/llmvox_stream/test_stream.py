@@ -125,6 +125,12 @@ def test_streamed_sentence_equals_decoder_on_its_codes(world_stack):
         assert len(mine) >= 2 and q["worst_seam_snr_db"] >= 30, (k, q)
 
 
+def test_default_lookahead_for_a_codec_without_a_bound(golden_codec):
+    assert golden_codec.lookahead_samples is None
+    assert SeamlessDecoder(golden_codec).lookahead == 4  # WavTokenizer's non-causal decoder: the fixed choice
+    assert SeamlessDecoder(golden_codec, crossfade=1600).lookahead == 5  # the crossfade must fit in the held-back tokens
+
+
 def test_decoder_rejects_a_crossfade_longer_than_the_lookahead(golden_codec):
     with pytest.raises(ValueError, match="lookahead"):
         SeamlessDecoder(golden_codec, lookahead=1, crossfade=640)

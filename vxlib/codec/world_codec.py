@@ -445,6 +445,8 @@ class WorldCodec(AudioCodec):
         self._codebook = F.pad(self.centroids, (0, config.feature_dim - config.frame_dim))  # (K, feature_dim)
         self.envelope: EnvelopeDecoder | None = None
         self.envelope_gain: np.ndarray | None = None  # (n_cepstra,) variance gain on the envelope decoder's output
+        if not config.envelope_decoder and (envelope is not None or envelope_gain is not None):
+            raise CodecError("envelope decoder weights were given but the config has envelope_decoder: false")
         if config.envelope_decoder:
             if envelope is None or envelope_gain is None:
                 raise CodecError("the config asks for an envelope decoder (envelope_decoder: true) but no envelope weights were given")
